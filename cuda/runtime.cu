@@ -1,0 +1,72 @@
+// CUDA runtime basics for the Rust core: device count and properties, device memory, copies, sync.
+// Mirrors crates/nndet-core/src/cuda/mod.rs (declarations) — keep both in step.
+#include "common.cuh"
+#include <string.h>
+
+NDK_EXPORT const char* ndk_error_string(int code) { return cudaGetErrorString((cudaError_t)code); }
+
+NDK_EXPORT int ndk_runtime_version(int* out) { return (int)cudaRuntimeGetVersion(out); }
+
+NDK_EXPORT int ndk_driver_version(int* out) { return (int)cudaDriverGetVersion(out); }
+
+NDK_EXPORT int ndk_device_count(int* out) {
+  *out = 0;
+  return (int)cudaGetDeviceCount(out);
+}
+
+// name: at least 256 bytes.
+NDK_EXPORT int ndk_device_props(int dev, char* name, uint64_t* total_mem, int* major, int* minor, int* sm_count) {
+  cudaDeviceProp p;
+  NDK_TRY(cudaGetDeviceProperties(&p, dev));
+  strncpy(name, p.name, 255);
+  name[255] = 0;
+  *total_mem = (uint64_t)p.totalGlobalMem;
+  *major = p.major;
+  *minor = p.minor;
+  *sm_count = p.multiProcessorCount;
+  return 0;
+}
+
+NDK_EXPORT int ndk_mem_info(uint64_t* free_b, uint64_t* total_b) {
+  size_t f = 0, t = 0;
+  NDK_TRY(cudaMemGetInfo(&f, &t));
+  *free_b = f;
+  *total_b = t;
+  return 0;
+}
+
+NDK_EXPORT int ndk_set_device(int dev) { return (int)cudaSetDevice(dev); }
+
+NDK_EXPORT int ndk_malloc(void** out, uint64_t bytes) { return (int)cudaMalloc(out, bytes); }
+
+NDK_EXPORT int ndk_free(void* p) { return (int)cudaFree(p); }
+
+NDK_EXPORT int ndk_memcpy_h2d(void* dst, const void* src, uint64_t bytes) {
+  return (int)cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice);
+}
+
+NDK_EXPORT int ndk_memcpy_d2h(void* dst, const void* src, uint64_t bytes) {
+  return (int)cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost);
+}
+
+NDK_EXPORT int ndk_memcpy_d2d(void* dst, const void* src, uint64_t bytes) {
+  return (int)cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice);
+}
+
+NDK_EXPORT int ndk_memset(void* dst, int value, uint64_t bytes) { return (int)cudaMemset(dst, value, bytes); }
+
+NDK_EXPORT int ndk_synchronize() { return (int)cudaDeviceSynchronize(); }
+
+// A kernel, so the smoke test proves code for this GPU's architecture is in the binary: y = a*x + y.
+__global__ void ndk_saxpy_kernel(float a, const float* x, float* y, uint64_t n) {
+  uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = a * x[i] + y[i];
+}
+
+NDK_EXPORT int ndk_saxpy(float a, const float* x, float* y, uint64_t n) {
+  if (n == 0) return 0;
+  unsigned blocks = (unsigned)((n + 255) / 256);
+  ndk_saxpy_kernel<<<blocks, 256>>>(a, x, y, n);
+  NDK_LAUNCHED();
+  return 0;
+}

@@ -1,0 +1,36 @@
+// The C ABI of crates/nndet-core as bun:ffi sees it: one entry per exported nd_* symbol.
+// A test compares this table with the symbols the built library exports (nm -D), so neither side drifts.
+// Pointers are passed as TypedArrays (never a ptr() kept across calls); u64 lengths as numbers.
+import { FFIType } from "bun:ffi";
+
+const { i32, u32, u64, f32, f64, ptr } = FFIType;
+
+export const symbols = {
+  nd_abi_version: { args: [], returns: i32 },
+  nd_last_error: { args: [ptr, u64], returns: i32 },
+  nd_has_cuda: { args: [], returns: i32 },
+  nd_build_info: { args: [ptr, u64, ptr], returns: i32 },
+  nd_cpu_features: { args: [ptr, ptr], returns: i32 },
+  nd_num_threads: { args: [ptr], returns: i32 },
+  nd_host_alloc: { args: [u64, ptr], returns: i32 },
+  nd_host_free: { args: [u64], returns: i32 },
+  nd_convert_f32: { args: [ptr, u64, i32, i32, f64, f64, ptr, u64], returns: i32 },
+  nd_stats_f32: { args: [ptr, u64, ptr, u64], returns: i32 },
+  nd_cuda_versions: { args: [ptr, ptr], returns: i32 },
+  nd_device_count: { args: [ptr], returns: i32 },
+  nd_device_props: { args: [i32, ptr, u64, ptr, u64], returns: i32 },
+  nd_cuda_set_device: { args: [i32], returns: i32 },
+  nd_cuda_mem_info: { args: [ptr, ptr], returns: i32 },
+  nd_cuda_malloc: { args: [u64, ptr], returns: i32 },
+  nd_cuda_free: { args: [u64], returns: i32 },
+  nd_cuda_upload: { args: [u64, u64, ptr, u64], returns: i32 },
+  nd_cuda_download: { args: [u64, u64, ptr, u64], returns: i32 },
+  nd_cuda_synchronize: { args: [], returns: i32 },
+  nd_cuda_saxpy: { args: [f32, u64, u64, u64], returns: i32 },
+  nd_debug_panic: { args: [i32], returns: i32 },
+} as const;
+
+// Keep u32 referenced for future symbols without tripping unused-variable checks.
+void u32;
+
+export type Symbols = typeof symbols;
