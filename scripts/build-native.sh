@@ -15,5 +15,5 @@ mkdir -p "$out"
 cp "$target/release/libnndet_core.so" "$out/libnndet_core.so.tmp"
 mv "$out/libnndet_core.so.tmp" "$out/libnndet_core.so"
 kind=stub
-if nm "$out/libnndet_core.so" 2>/dev/null | grep -q ndk_saxpy; then kind=cuda; fi
+if [ "$(nm "$out/libnndet_core.so" 2>/dev/null | grep -c ndk_saxpy || true)" -gt 0 ]; then kind=cuda; fi
 echo "native: $out/libnndet_core.so ($kind)"

@@ -7,7 +7,7 @@
 //      build/lib/libnndet_core.so (copied there by scripts/build-native.sh) that the same import resolves to.
 import { dlopen, type Library } from "bun:ffi";
 import { existsSync } from "node:fs";
-import { symbols, type Symbols } from "./symbols";
+import { symbols, type Symbols } from "./symbols/index";
 
 /** Must equal crates/nndet-core/src/lib.rs ABI_VERSION. */
 export const ABI_VERSION = 1;

@@ -1,11 +1,9 @@
-// The C ABI of crates/nndet-core as bun:ffi sees it: one entry per exported nd_* symbol.
-// A test compares this table with the symbols the built library exports (nm -D), so neither side drifts.
-// Pointers are passed as TypedArrays (never a ptr() kept across calls); u64 lengths as numbers.
+// bun:ffi declarations of the base and CUDA-runtime families (crates/nndet-core/src/ffi/{base,cuda}.rs).
 import { FFIType } from "bun:ffi";
 
-const { i32, u32, u64, f32, f64, ptr } = FFIType;
+const { i32, u64, f32, f64, ptr } = FFIType;
 
-export const symbols = {
+export const baseSymbols = {
   nd_abi_version: { args: [], returns: i32 },
   nd_last_error: { args: [ptr, u64], returns: i32 },
   nd_has_cuda: { args: [], returns: i32 },
@@ -29,8 +27,3 @@ export const symbols = {
   nd_cuda_saxpy: { args: [f32, u64, u64, u64], returns: i32 },
   nd_debug_panic: { args: [i32], returns: i32 },
 } as const;
-
-// Keep u32 referenced for future symbols without tripping unused-variable checks.
-void u32;
-
-export type Symbols = typeof symbols;

@@ -1,6 +1,7 @@
-// One typed wrapper per native op. Each passes TypedArrays straight through (zero-copy) and calls check().
-import { check } from "./errors";
-import { native } from "./lib";
+// Typed wrappers of the base family: element conversion, statistics, CPU and build info. Each passes
+// TypedArrays straight through (zero-copy) and calls check().
+import { check } from "../errors";
+import { native } from "../lib";
 
 /** Element type codes (mirror of crates/nndet-core/src/dtype.rs). */
 export const DType = { u8: 0, i8: 1, i16: 2, u16: 3, i32: 4, u32: 5, f32: 6, f64: 7 } as const;

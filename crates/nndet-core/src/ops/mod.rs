@@ -1,0 +1,2 @@
+//! One function per op: the argument checks every backend shares, then dispatch. One file per family.
+pub mod base;
