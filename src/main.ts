@@ -7,7 +7,7 @@ import pkg from "../package.json" with { type: "json" };
 import { verbs } from "./cli/verbs";
 import { debugLevel } from "./config/env";
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 function rootCommand(): CommandDef {
   const subCommands: Record<string, () => Promise<CommandDef>> = {};
@@ -33,7 +33,7 @@ function kebab(s: string): string {
 }
 
 /** Rewrite nnDetection-style single-dash long flags (`-np 4`) to `--np 4` when the verb declares them. */
-function normalizeArgs(raw: string[], args: ArgsDef): string[] {
+export function normalizeArgs(raw: string[], args: ArgsDef): string[] {
   const names = new Set<string>();
   for (const [name, def] of Object.entries(args)) {
     names.add(name);
@@ -44,7 +44,7 @@ function normalizeArgs(raw: string[], args: ArgsDef): string[] {
 }
 
 /** Refuse flags the verb does not declare (citty itself ignores them). */
-function validateFlags(raw: string[], args: ArgsDef, verb: string): void {
+export function validateFlags(raw: string[], args: ArgsDef, verb: string): void {
   const known = new Set<string>(["help", "h"]);
   for (const [name, def] of Object.entries(args)) {
     if ((def as { type?: string }).type === "positional") continue;
@@ -105,20 +105,19 @@ export async function main(argv: string[], argv0: string): Promise<number> {
     const { result } = await runCommand(cmd, { rawArgs: rest });
     return typeof result === "number" ? result : 0;
   } catch (e) {
-    const err = e as Error & { code?: string };
-    if (e instanceof UsageError || err.name === "CLIError") {
-      console.error(`nndet ${verb}: ${err.message}\n\n${await usage(cmd, root)}`);
-      return 2;
-    }
-    if (err.name === "NativeError") {
-      console.error(err.message);
-      if (debugLevel() >= 1) console.error(err.stack);
-      return 1;
-    }
-    console.error(`nndet ${verb}: ${err.message ?? String(e)}`);
-    if (debugLevel() >= 1) console.error(err.stack);
-    return 1;
+    const f = describeFailure(e, verb);
+    console.error(f.code === 2 ? `${f.message}\n\n${await usage(cmd, root)}` : f.message);
+    if (f.code === 1 && debugLevel() >= 1) console.error((e as Error).stack);
+    return f.code;
   }
+}
+
+/** Exit code and message for an error thrown by a verb: usage errors 2, native failures `op: message` 1. */
+export function describeFailure(e: unknown, verb: string): { code: number; message: string } {
+  const err = e as Error;
+  if (e instanceof UsageError || err?.name === "CLIError") return { code: 2, message: `nndet ${verb}: ${err.message}` };
+  if (err?.name === "NativeError") return { code: 1, message: err.message };
+  return { code: 1, message: `nndet ${verb}: ${err?.message ?? String(e)}` };
 }
 
 if (import.meta.main) {
