@@ -10,7 +10,7 @@
 // Writing: NIfTI-1 with qform and sform (both SCANNER_ANAT) from the geometry, scl_slope 1, the TypedArray's own
 // datatype, gzip members compressed in parallel (gzip.ts); the file appears atomically (temp name, then rename).
 // Round trips are exact for data, and for geometry up to float32 (the precision of NIfTI-1's fields).
-import { closeSync, existsSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { convertToF32 } from "../native";
 import { type GzipOptions, gunzipFile, gzipChunks } from "./gzip";
@@ -77,16 +77,34 @@ function scaling(h: NiftiHeader): { slope: number; inter: number } | null {
   return s === 1 && i === 0 ? null : { slope: s, inter: i };
 }
 
-async function fileBytes(file: string): Promise<Uint8Array> {
-  let bytes: Uint8Array;
+/**
+ * The whole file. Large files go into shared memory, so gzip workers can inflate their members without copies
+ * (the voxel array of an unscaled little-endian float32 .nii is then a view of shared memory too).
+ */
+function fileBytes(file: string): Uint8Array {
+  let fd: number;
   try {
-    bytes = new Uint8Array(await Bun.file(file).arrayBuffer());
+    fd = openSync(file, "r");
   } catch (e) {
     throw new NiftiError(file, `cannot read (${(e as Error).message})`);
   }
-  if (bytes.byteLength === 0) throw new NiftiError(file, "empty file");
-  return bytes;
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) throw new NiftiError(file, "empty file");
+    const bytes = new Uint8Array(size >= SHARED_MIN ? new SharedArrayBuffer(size) : new ArrayBuffer(size));
+    let o = 0;
+    while (o < size) {
+      const r = readSync(fd, bytes, o, size - o, o);
+      if (r <= 0) throw new NiftiError(file, `could read only ${o} of ${size} bytes`);
+      o += r;
+    }
+    return bytes;
+  } finally {
+    closeSync(fd);
+  }
 }
+
+const SHARED_MIN = 1 << 20;
 
 function isGzip(b: Uint8Array): boolean {
   return b.byteLength >= 2 && b[0] === 0x1f && b[1] === 0x8b;
@@ -94,7 +112,7 @@ function isGzip(b: Uint8Array): boolean {
 
 /** Read a .nii or .nii.gz file (see the conventions at the top of this file). */
 export async function readNifti(file: string): Promise<NiftiImage> {
-  const raw = await fileBytes(file);
+  const raw = fileBytes(file);
   let bytes = raw;
   let h: NiftiHeader;
   if (isGzip(raw)) {
