@@ -62,40 +62,42 @@ describe("real files", () => {
   }
 
   test("the six orientations place the same content at the same world coordinates", async () => {
-    const centroids: Record<string, number[]> = {};
-    const brightest: Record<string, number[]> = {};
-    for (const o of ["RAS", "LPI", "ASL", "PSR", "IRA", "SLP"]) {
-      const img = await readNifti(join(FIX, "real", `${o}.nii.gz`));
-      const [nk, nj, ni] = img.shape;
+    const imgs = new Map<string, Awaited<ReturnType<typeof readNifti>>>();
+    for (const o of ["RAS", "LPI", "ASL", "PSR", "IRA", "SLP"]) imgs.set(o, await readNifti(join(FIX, "real", `${o}.nii.gz`)));
+    const world = (img: Awaited<ReturnType<typeof readNifti>>, i: number, j: number, k: number) => {
       const { spacing: s, origin: org, direction: d } = img.geometry;
-      const world = (i: number, j: number, k: number) =>
-        [0, 1, 2].map((r) => org[r]! + d[3 * r]! * s[0] * i + d[3 * r + 1]! * s[1] * j + d[3 * r + 2]! * s[2] * k);
-      let w = 0;
-      const c = [0, 0, 0];
-      let best = -1;
-      let bestW: number[] = [];
-      for (let k = 0; k < nk; k++)
-        for (let j = 0; j < nj; j++)
-          for (let i = 0; i < ni; i++) {
-            const v = img.data[(k * nj + j) * ni + i]!;
-            if (v <= 0) continue;
-            const p = world(i, j, k);
-            w += v;
-            for (let a = 0; a < 3; a++) c[a]! += v * p[a]!;
-            // the first voxel (in world-sorted order) holding the maximum: a distinctive point
-            if (v > best) {
-              best = v;
-              bestW = p;
+      return [0, 1, 2].map((r) => org[r]! + d[3 * r]! * s[0] * i + d[3 * r + 1]! * s[1] * j + d[3 * r + 2]! * s[2] * k);
+    };
+    /** Continuous index (i, j, k) of a world point: S^-1 D^T (p - origin), D orthonormal. */
+    const index = (img: Awaited<ReturnType<typeof readNifti>>, p: number[]) => {
+      const { spacing: s, origin: org, direction: d } = img.geometry;
+      return [0, 1, 2].map((c) => (d[c]! * (p[0]! - org[0]!) + d[3 + c]! * (p[1]! - org[1]!) + d[6 + c]! * (p[2]! - org[2]!)) / s[c]!);
+    };
+    const ref = imgs.get("RAS")!;
+    const [nk, nj, ni] = ref.shape;
+    let compared = 0;
+    let nonzero = 0;
+    for (const [o, img] of imgs) {
+      const [mk, mj, mi] = img.shape;
+      // every 5th voxel of RAS: the voxel at the same world point in the other file holds the same value
+      for (let k = 0; k < nk; k += 5)
+        for (let j = 0; j < nj; j += 5)
+          for (let i = 0; i < ni; i += 5) {
+            const c = index(img, world(ref, i, j, k));
+            const [x, y, z] = c.map(Math.round) as [number, number, number];
+            for (let a = 0; a < 3; a++) {
+              if (Math.abs(c[a]! - Math.round(c[a]!)) > 1e-2) throw new Error(`${o}: RAS voxel (${i},${j},${k}) maps to index ${c} off the grid`);
             }
+            if (x < 0 || y < 0 || z < 0 || x >= mi || y >= mj || z >= mk) throw new Error(`${o}: RAS voxel (${i},${j},${k}) maps outside: ${c}`);
+            const want = ref.data[(k * nj + j) * ni + i]!;
+            const got = img.data[(z * mj + y) * mi + x]!;
+            if (got !== want) throw new Error(`${o}: value ${got} at ${[x, y, z]} but RAS has ${want} at ${[i, j, k]}`);
+            compared++;
+            if (want !== 0) nonzero++;
           }
-      centroids[o] = c.map((x) => x / w);
-      brightest[o] = bestW;
     }
-    const ref = centroids.RAS!;
-    for (const [o, c] of Object.entries(centroids)) close(`centroid ${o}`, c, ref, 1e-3);
-    // the maximum may be reached by several voxels; the centroid agreement above is the main check, and every
-    // orientation must find a maximum within the volume's extent (sanity)
-    for (const b of Object.values(brightest)) expect(b.length).toBe(3);
+    expect(compared).toBeGreaterThan(5 * 1000);
+    expect(nonzero).toBeGreaterThan(1000);
   });
 
   test("a non-orthogonal sform next to a qform is read through the qform (ITK), on the real shear file shape", async () => {
