@@ -116,8 +116,9 @@ export async function readNifti(file: string): Promise<NiftiImage> {
   let bytes = raw;
   let h: NiftiHeader;
   if (isGzip(raw)) {
-    // The header must be known to know how many bytes to expect; inflate everything, then parse.
-    bytes = await gunzipFile(raw, file, 0);
+    // The header must be known to know how many bytes to expect; inflate everything, then parse. (540: a first
+    // gzip member shorter than a NIfTI-2 header sends gunzipFile to its every-member path.)
+    bytes = await gunzipFile(raw, file, 540);
     if (bytes.byteLength === 0) throw new NiftiError(file, "gzip stream holds no data");
   } else if (file.endsWith(".gz")) {
     throw new NiftiError(file, "not a gzip file (wrong magic bytes) although the name ends in .gz");

@@ -165,6 +165,19 @@ describe("round trips", () => {
     }
   });
 
+  test("a multi-member gzip without our index (as bgzip or cat a.gz b.gz make) is read whole", async () => {
+    const raw = join(dir, "plain.nii");
+    await writeNifti(raw, { data: arrays.i16, shape, geometry: permuted });
+    const b = new Uint8Array(readFileSync(raw));
+    const parts = [b.subarray(0, 100), b.subarray(100, 400), b.subarray(400)].map((p) => Bun.gzipSync(p as Uint8Array<ArrayBuffer>));
+    const f = join(dir, "members.nii.gz");
+    writeFileSync(f, Buffer.concat(parts));
+    expect(memberIndex(new Uint8Array(readFileSync(f)))).toBeNull();
+    const img = await readNifti(f);
+    expect(Array.from(img.data)).toEqual(Array.from(arrays.i16));
+    sameGeometry("members", img.geometry, permuted, 0);
+  });
+
   test("errors name the file: empty, truncated gzip, wrong magic, dims larger than the data", async () => {
     const good = join(dir, "good.nii.gz");
     await writeNifti(good, { data: arrays.f32, shape, geometry: oblique });
