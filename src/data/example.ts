@@ -72,7 +72,8 @@ export function generateCase(idx: number, n: number, objects: number, seed: numb
   const rng = new CaseRng(key(seed, idx, 0));
   const { lo, hi, wall } = objectScale(n);
   const objs = Array.from({ length: objects }, () => ({ size: rng.int(lo, hi), cls: rng.int(0, 2), tl: [0, 0, 0] }));
-  const image = new Float32Array(n * n * n);
+  // shared memory: the gzip workers read it in place (gzip.ts)
+  const image = new Float32Array(new SharedArrayBuffer(n * n * n * 4));
   const nk = key(seed, idx, 1);
   for (let i = 0; i < image.length; i++) image[i] = (mix32(nk ^ mix32(i ^ 0x5bd1e995)) >>> 8) / 16777216;
   const placed: { lo: number[]; hi: number[] }[] = [];

@@ -152,7 +152,8 @@ async function runAll(tasks: ((w: Worker) => Promise<Uint8Array>)[]): Promise<Ui
 
 /**
  * gzip `parts` (concatenated) as a sequence of members, CHUNK bytes each; returns the members in order.
- * Large inputs are compressed on the Worker pool (each worker gets a copy of its chunk).
+ * Large inputs are compressed on the Worker pool; a chunk in shared memory is read by the worker in place, any other
+ * chunk is copied to it.
  */
 export async function gzipChunks(parts: Uint8Array[], opts: GzipOptions = {}): Promise<Uint8Array[]> {
   const total = parts.reduce((s, p) => s + p.byteLength, 0);
@@ -162,6 +163,9 @@ export async function gzipChunks(parts: Uint8Array[], opts: GzipOptions = {}): P
   const level = opts.level ?? DEFAULT_LEVEL;
   const library = opts.library ?? DEFAULT_LIBRARY;
   const tasks = chunks.map((c) => (w: Worker) => {
+    if (c.buffer instanceof SharedArrayBuffer) {
+      return submit(w, { op: "gzip", buf: c.buffer, off: c.byteOffset, len: c.byteLength, level, library });
+    }
     const copy = c.slice();
     return submit(w, { op: "gzip", buf: copy.buffer, off: 0, len: copy.byteLength, level, library }, [copy.buffer]);
   });

@@ -150,10 +150,18 @@ describe("round trips", () => {
   }
 
   test("large volumes are written as indexed gzip members and read back (nibabel reads them too: bench)", async () => {
-    const big = new Float32Array(96 * 96 * 96 * 2);
-    for (let i = 0; i < big.length; i++) big[i] = (i % 9973) * 0.5;
     const f = join(dir, "big.nii.gz");
-    for (const opts of [{}, { level: 6, library: "zlib" as const }, { level: 9, library: "libdeflate" as const }]) {
+    const n = 96 * 96 * 96 * 2;
+    const variants = [
+      { shared: false, opts: {} },
+      { shared: true, opts: {} },
+      { shared: false, opts: { level: 6, library: "zlib" as const } },
+      { shared: true, opts: { level: 9, library: "libdeflate" as const } },
+    ];
+    for (const { shared, opts } of variants) {
+      // shared memory is read by the gzip workers in place; an ArrayBuffer is copied to them
+      const big = new Float32Array(shared ? new SharedArrayBuffer(4 * n) : new ArrayBuffer(4 * n));
+      for (let i = 0; i < big.length; i++) big[i] = (i % 9973) * 0.5;
       await writeNifti(f, { data: big, shape: [192, 96, 96], geometry: flipped }, opts);
       const idx = memberIndex(new Uint8Array(readFileSync(f)));
       expect(idx && idx.length).toBeGreaterThan(2);
