@@ -54,7 +54,7 @@ cat "$logs/build.log" | grep -E '^(native|built)'
 suite cargo-default cargo cargo test --release -p nndet-core
 suite cargo-stub cargo env NDET_CUDA=0 CARGO_TARGET_DIR=target/stub cargo test --release -p nndet-core
 suite bun bun bun test
-suite bun-stub-native bun env NDET_LIB=build/stub-lib/libnndet_core.so bun test test/native
+suite bun-stub-native bun env NDET_LIB=build/stub-lib/libnndet_core.so bun test test/native/boundary.test.ts
 
 echo "$passed passed, $failed failed"
 if [ "$failed" -ne 0 ] || [ "$bad" -ne 0 ]; then exit 1; fi
