@@ -3,9 +3,11 @@
 // neither side drifts. Pointers are passed as TypedArrays (never a ptr() kept across calls); u64 lengths as
 // numbers. Register a new family with one import and one spread.
 import { baseSymbols } from "./base";
+import { convSymbols } from "./conv";
 
 export const symbols = {
   ...baseSymbols,
+  ...convSymbols,
 } as const;
 
 export type Symbols = typeof symbols;
