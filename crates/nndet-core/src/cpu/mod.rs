@@ -4,3 +4,5 @@ pub mod features;
 pub mod act;
 pub mod norm;
 pub mod optim;
+pub mod conv3d;
+pub mod convt3d;

@@ -3,3 +3,4 @@
 pub mod base;
 pub mod cuda;
 pub mod engine;
+pub mod conv;

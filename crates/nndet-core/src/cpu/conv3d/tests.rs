@@ -1,0 +1,81 @@
+//! Tests of the conv family in Rust: the reference gradients against central finite differences (tiny
+//! shapes, f64 losses), for conv and convT, through ops::conv (so the dispatch and checks are covered).
+
+use crate::ops::conv::{self, Kind};
+
+/// Deterministic pseudo-random values in [-1, 1).
+pub fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Params for a conv (padding and output derived) or convT.
+pub fn params(kind: Kind, n: i32, cin: i32, cout: i32, dhw: [i32; 3], k: [i32; 3], s: [i32; 3], bias: bool, acc: bool) -> Vec<i32> {
+    let mut v = vec![n, cin, cout, dhw[0], dhw[1], dhw[2], k[0], k[1], k[2], s[0], s[1], s[2]];
+    let pad: Vec<i32> = (0..3).map(|a| if kind == Kind::Conv { (k[a] - 1) / 2 } else { 0 }).collect();
+    v.extend(&pad);
+    for a in 0..3 {
+        v.push(if kind == Kind::Conv { (dhw[a] + 2 * pad[a] - k[a]) / s[a] + 1 } else { dhw[a] * s[a] });
+    }
+    v.push(bias as i32);
+    v.push(acc as i32);
+    v
+}
+
+fn loss(kind: Kind, p: &[i32], x: &[f32], w: &[f32], b: &[f32], g: &[f32], ws: &mut [u8]) -> f64 {
+    let mut y = vec![0f32; g.len()];
+    conv::fwd(kind, p, x, w, b, &mut y, ws).unwrap();
+    y.iter().zip(g).map(|(&a, &b)| a as f64 * b as f64).sum()
+}
+
+fn check_fd(kind: Kind, p: &[i32]) {
+    let pp = match kind {
+        Kind::Conv => conv::Conv3dParams::from_slice(p).unwrap(),
+        Kind::ConvT => conv::Conv3dParams::from_slice_t(p).unwrap(),
+    };
+    let mut ws = vec![0u8; conv::workspace(kind, p).unwrap() as usize];
+    let x = rand_vec(pp.x_len(), 1);
+    let w = rand_vec(pp.w_len(), 2);
+    let b = rand_vec(pp.b_len(), 3);
+    let g = rand_vec(pp.y_len(), 4);
+    let mut dx = vec![0f32; x.len()];
+    conv::bwd_data(kind, p, &g, &w, &mut dx, &mut ws).unwrap();
+    let mut dw = vec![0f32; w.len()];
+    let mut db = vec![0f32; b.len()];
+    conv::bwd_weight(kind, p, &x, &g, &mut dw, &mut db, &mut ws).unwrap();
+    // The loss is linear in each input, so a large step keeps rounding small.
+    let eps = 0.25f32;
+    let fd = |which: usize, i: usize, ws: &mut [u8]| {
+        let mut v = [x.clone(), w.clone(), b.clone()];
+        v[which][i] += eps;
+        let lp = loss(kind, p, &v[0], &v[1], &v[2], &g, ws);
+        v[which][i] -= 2.0 * eps;
+        let lm = loss(kind, p, &v[0], &v[1], &v[2], &g, ws);
+        (lp - lm) / (2.0 * eps as f64)
+    };
+    for (which, grad, name) in [(0, &dx, "dx"), (1, &dw, "dw"), (2, &db, "db")] {
+        let step = (grad.len() / 23).max(1);
+        for i in (0..grad.len()).step_by(step) {
+            let want = fd(which, i, &mut ws);
+            let got = grad[i] as f64;
+            assert!((got - want).abs() <= 1e-3 + 1e-3 * want.abs(), "{kind:?} {p:?} {name}[{i}] = {got}, finite difference {want}");
+        }
+    }
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    let c = Kind::Conv;
+    check_fd(c, &params(c, 2, 2, 3, [4, 5, 3], [3, 3, 3], [1, 1, 1], true, false));
+    check_fd(c, &params(c, 1, 3, 2, [5, 4, 5], [3, 3, 3], [2, 2, 2], true, false));
+    check_fd(c, &params(c, 1, 2, 2, [3, 5, 6], [1, 3, 3], [1, 2, 2], false, false));
+    check_fd(c, &params(c, 2, 3, 2, [2, 3, 3], [1, 1, 1], [1, 1, 1], true, false));
+    let t = Kind::ConvT;
+    check_fd(t, &params(t, 2, 3, 2, [2, 3, 2], [2, 2, 2], [2, 2, 2], true, false));
+    check_fd(t, &params(t, 1, 2, 3, [2, 2, 3], [1, 2, 2], [1, 2, 2], false, false));
+}
