@@ -43,14 +43,18 @@ describe("norm + activation vs torch", () => {
       const dx = new Float32Array(x.data.length);
       const dg = new Float32Array(c);
       const db = new Float32Array(c);
-      normBwd(g, x.data, y, T(`${name}.dy`).data, T(`${name}.gamma`).data, mean, rstd, dx, dg, db);
+      normBwd(g, x.data, T(`${name}.beta`).data, T(`${name}.dy`).data, T(`${name}.gamma`).data, mean, rstd, dx, dg, db);
       expectClose(dx, T(`${name}.dx`).data, 1e-4, 1e-3, `${name}.dx`);
       expectClose(dg, T(`${name}.dgamma`).data, 1e-4, 1e-4, `${name}.dgamma`);
       expectClose(db, T(`${name}.dbeta`).data, 1e-4, 1e-4, `${name}.dbeta`);
       // accumulate: a second backward adds the same again
-      normBwd({ ...g, accDx: true, accParams: true }, x.data, y, T(`${name}.dy`).data, T(`${name}.gamma`).data, mean, rstd, dx, dg, db);
+      normBwd({ ...g, accDx: true, accParams: true }, x.data, T(`${name}.beta`).data, T(`${name}.dy`).data, T(`${name}.gamma`).data, mean, rstd, dx, dg, db);
       expectClose(dx, T(`${name}.dx`).data.map((v) => 2 * v), 2e-4, 1e-3, `${name}.dx accumulated`);
       expectClose(db, T(`${name}.dbeta`).data.map((v) => 2 * v), 2e-4, 1e-4, `${name}.dbeta accumulated`);
+      // in place: dx over x
+      const xd = x.data.slice();
+      normBwd(g, xd, T(`${name}.beta`).data, T(`${name}.dy`).data, T(`${name}.gamma`).data, mean, rstd, xd, dg, db);
+      expectClose(xd, T(`${name}.dx`).data, 1e-4, 1e-3, `${name}.dx in place`);
     });
   }
 });

@@ -52,11 +52,12 @@ export function normFwd(
   );
 }
 
-/** Backward of normFwd from its input x and output y (y may be null when act is none). */
+/** Backward of normFwd from its input x (the activation mask is recomputed from x, gamma, beta and the
+ *  saved statistics, so dy may live in the buffer that held y); dx === x runs in place (no accDx). */
 export function normBwd(
   g: NormGeom,
   x: Float32Array,
-  y: Float32Array | null,
+  beta: Float32Array,
   dy: Float32Array,
   gamma: Float32Array,
   mean: Float32Array,
@@ -68,7 +69,7 @@ export function normBwd(
 ): void {
   check(
     native().nd_norm_bwd(
-      p, x, x.length, y, y ? y.length : 0, dy, dy.length, gamma, gamma.length, mean, mean.length, rstd,
+      p, x, x.length, beta, beta.length, dy, dy.length, gamma, gamma.length, mean, mean.length, rstd,
       rstd.length, dx, dx.length, dgamma, dgamma.length, dbeta, dbeta.length, g.slope ?? 0.01,
     ),
     "normBwd",

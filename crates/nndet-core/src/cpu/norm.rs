@@ -7,10 +7,13 @@
 //! `C/G * S` values per (n, g).
 //!
 //! Forward: y = act(x*a_c + b_c) with a_c = rstd*gamma[c], b_c = beta[c] - mean*a_c (PyTorch's formula),
-//! rstd = 1/sqrt(var + eps), var biased. Backward, with g = dy * act'(y) (taken from the OUTPUT y: ReLU and
-//! LeakyReLU with slope > 0 keep the sign, so y > 0 <=> pre-activation > 0), xhat = (x - mean)*rstd, M = C/G*S:
+//! rstd = 1/sqrt(var + eps), var biased. Backward, with g = dy * act'(pre), xhat = (x - mean)*rstd, M = C/G*S:
 //!   dgamma[c] += sum g*xhat, dbeta[c] += sum g,
 //!   dx = rstd * (g*gamma[c] - mean_group(g*gamma) - xhat * mean_group(g*gamma*xhat)).
+//!
+//! NOTE: the fused backward does not read y: it recomputes the pre-activation x*a_c + b_c (bit-identical to
+//! the forward) for the activation's mask. So the caller may reuse y's buffer for dy, and dx may be x's
+//! buffer (in place): the graph keeps one buffer per tensor for value and then gradient.
 //!
 //! Two paths: `ref_*` (plain, f64, unfused: the test oracle) and `norm_act_*` (fused, one task per (n, g)
 //! on the pool, vectorised inner loops for AVX-512 / AVX2 chosen by cpu::features::level()).
@@ -174,44 +177,55 @@ fn affine_act(x: &[f32], y: &mut [f32], a: f32, b: f32, act: Act) {
     }
 }
 
-/// Per channel of the backward: (sum g, sum g*(x - mean)) with g = act'(y)*dy.
+/// Per channel of the backward: (sum g, sum g*(x - mean)) with g = act'(x*a + b)*dy.
 #[inline(always)]
-fn bwd_sums(x: &[f32], y: &[f32], dy: &[f32], mu: f32, act: Act) -> (f64, f64) {
+fn bwd_sums(x: &[f32], dy: &[f32], a: f32, b: f32, mu: f32, act: Act) -> (f64, f64) {
     let (mut s1, mut s2) = (0f64, 0f64);
     let n = x.len();
     let mut i = 0;
     while i < n {
         let e = (i + FLUSH).min(n);
-        let mut a = [0f32; LANES];
-        let mut b = [0f32; LANES];
+        let mut sa = [0f32; LANES];
+        let mut sb = [0f32; LANES];
         let full = i + (e - i) / LANES * LANES;
         let mut j = i;
         while j < full {
             for l in 0..LANES {
-                let g = act.bwd(dy[j + l], y[j + l]);
-                a[l] += g;
-                b[l] += g * (x[j + l] - mu);
+                let g = act.bwd(dy[j + l], x[j + l] * a + b);
+                sa[l] += g;
+                sb[l] += g * (x[j + l] - mu);
             }
             j += LANES;
         }
         for j in full..e {
-            let g = act.bwd(dy[j], y[j]);
+            let g = act.bwd(dy[j], x[j] * a + b);
             s1 += g as f64;
             s2 += (g * (x[j] - mu)) as f64;
         }
-        s1 += a.iter().map(|&t| t as f64).sum::<f64>();
-        s2 += b.iter().map(|&t| t as f64).sum::<f64>();
+        s1 += sa.iter().map(|&t| t as f64).sum::<f64>();
+        s2 += sb.iter().map(|&t| t as f64).sum::<f64>();
         i = e;
     }
     (s1, s2)
 }
 
-/// dx[i] (+)= act'(y)*dy * a + x*bb + cc over one channel.
+/// dx[i] (+)= act'(x*pa + pb)*dy * a + x*bb + cc over one channel.
 #[inline(always)]
-fn bwd_apply(x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32], a: f32, bb: f32, cc: f32, act: Act, acc: bool) {
+#[allow(clippy::too_many_arguments)]
+fn bwd_apply(x: &[f32], dy: &[f32], dx: &mut [f32], pa: f32, pb: f32, a: f32, bb: f32, cc: f32, act: Act, acc: bool) {
     for i in 0..x.len() {
-        let v = act.bwd(dy[i], y[i]) * a + (x[i] * bb + cc);
+        let v = act.bwd(dy[i], x[i] * pa + pb) * a + (x[i] * bb + cc);
         dx[i] = if acc { dx[i] + v } else { v };
+    }
+}
+
+/// As bwd_apply with dx written over x (no accumulation).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn bwd_apply_inplace(xdx: &mut [f32], dy: &[f32], pa: f32, pb: f32, a: f32, bb: f32, cc: f32, act: Act) {
+    for i in 0..xdx.len() {
+        let x = xdx[i];
+        xdx[i] = act.bwd(dy[i], x * pa + pb) * a + (x * bb + cc);
     }
 }
 
@@ -243,8 +257,9 @@ macro_rules! dispatch {
 
 dispatch!(v_shifted_sums, shifted_sums, (v: &[f32], k: f32) -> (f64, f64));
 dispatch!(v_affine_act, affine_act, (x: &[f32], y: &mut [f32], a: f32, b: f32, act: Act) -> ());
-dispatch!(v_bwd_sums, bwd_sums, (x: &[f32], y: &[f32], dy: &[f32], mu: f32, act: Act) -> (f64, f64));
-dispatch!(v_bwd_apply, bwd_apply, (x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32], a: f32, bb: f32, cc: f32, act: Act, acc: bool) -> ());
+dispatch!(v_bwd_sums, bwd_sums, (x: &[f32], dy: &[f32], a: f32, b: f32, mu: f32, act: Act) -> (f64, f64));
+dispatch!(v_bwd_apply, bwd_apply, (x: &[f32], dy: &[f32], dx: &mut [f32], pa: f32, pb: f32, a: f32, bb: f32, cc: f32, act: Act, acc: bool) -> ());
+dispatch!(v_bwd_apply_inplace, bwd_apply_inplace, (xdx: &mut [f32], dy: &[f32], pa: f32, pb: f32, a: f32, bb: f32, cc: f32, act: Act) -> ());
 
 /// Fused forward: statistics, normalise, affine and activation in one task per (n, g). Caller checks sizes.
 #[allow(clippy::too_many_arguments)]
@@ -284,36 +299,50 @@ pub fn norm_act_fwd_at(lv: Level, sh: NormShape, x: &[f32], gamma: &[f32], beta:
     });
 }
 
-/// Fused backward through activation and norm. `y` is the forward OUTPUT (post-activation), `x` its input.
+/// Where the fused backward reads x and writes dx: two buffers, or one (dx over x, no accumulation).
+pub enum XDx<'a> {
+    Split(&'a [f32], &'a mut [f32]),
+    InPlace(&'a mut [f32]),
+}
+
+/// Fused backward through activation and norm: `x` is the norm's input, `dy` the gradient at the
+/// activation's output; beta is needed to recompute the pre-activation.
 #[allow(clippy::too_many_arguments)]
 pub fn norm_act_bwd(
-    sh: NormShape, x: &[f32], y: &[f32], dy: &[f32], gamma: &[f32], mean: &[f32], rstd: &[f32], act: Act,
-    dx: &mut [f32], dgamma: &mut [f32], dbeta: &mut [f32], acc_dx: bool, acc_dp: bool,
+    sh: NormShape, xdx: XDx, dy: &[f32], gamma: &[f32], beta: &[f32], mean: &[f32], rstd: &[f32], act: Act,
+    dgamma: &mut [f32], dbeta: &mut [f32], acc_dx: bool, acc_dp: bool,
 ) {
-    norm_act_bwd_at(level(), sh, x, y, dy, gamma, mean, rstd, act, dx, dgamma, dbeta, acc_dx, acc_dp)
+    norm_act_bwd_at(level(), sh, xdx, dy, gamma, beta, mean, rstd, act, dgamma, dbeta, acc_dx, acc_dp)
 }
 
 /// `norm_act_bwd` at a given kernel level (tests compare levels).
 #[allow(clippy::too_many_arguments)]
 pub fn norm_act_bwd_at(
-    lv: Level, sh: NormShape, x: &[f32], y: &[f32], dy: &[f32], gamma: &[f32], mean: &[f32], rstd: &[f32], act: Act,
-    dx: &mut [f32], dgamma: &mut [f32], dbeta: &mut [f32], acc_dx: bool, acc_dp: bool,
+    lv: Level, sh: NormShape, xdx: XDx, dy: &[f32], gamma: &[f32], beta: &[f32], mean: &[f32], rstd: &[f32],
+    act: Act, dgamma: &mut [f32], dbeta: &mut [f32], acc_dx: bool, acc_dp: bool,
 ) {
     let (cpg, s) = (sh.cpg(), sh.s);
     let m = cpg * s;
+    let (xp, dxp, inplace) = match xdx {
+        XDx::Split(x, dx) => (x.as_ptr() as usize, dx.as_mut_ptr() as usize, false),
+        XDx::InPlace(b) => (b.as_ptr() as usize, b.as_mut_ptr() as usize, true),
+    };
     // per-(n, c) partial sums, reduced over n in a fixed order afterwards (deterministic)
     let mut part = vec![0f64; sh.n * sh.c * 2];
-    let (pp, dxp) = (part.as_mut_ptr() as usize, dx.as_mut_ptr() as usize);
+    let pp = part.as_mut_ptr() as usize;
     pool().parallel_for(sh.n * sh.groups, |ng| {
         let (n, g) = (ng / sh.groups, ng % sh.groups);
         let (mu, r) = (mean[ng], rstd[ng]);
         let (mut m1, mut m2) = (0f64, 0f64);
+        // SAFETY: task ng reads and writes only block ng of x/dx (and its own entries of part).
+        let xb = unsafe { std::slice::from_raw_parts((xp as *const f32).add(ng * m), m) };
         for cc in 0..cpg {
             let c = g * cpg + cc;
-            let o = ng * m + cc * s;
-            let (sg, sgx) = v_bwd_sums(lv, &x[o..o + s], &y[o..o + s], &dy[o..o + s], mu, act);
+            let (o, pa) = (ng * m + cc * s, r * gamma[c]);
+            let pb = beta[c] - mu * pa;
+            let (sg, sgx) = v_bwd_sums(lv, &xb[cc * s..(cc + 1) * s], &dy[o..o + s], pa, pb, mu, act);
             let sgxh = sgx * r as f64;
-            // SAFETY: task ng owns part[(n*C + c)*2 ..] for the channels of its group.
+            // SAFETY: see above.
             unsafe {
                 *(pp as *mut f64).add((n * sh.c + c) * 2) = sgxh;
                 *(pp as *mut f64).add((n * sh.c + c) * 2 + 1) = sg;
@@ -326,13 +355,17 @@ pub fn norm_act_bwd_at(
         let (rd, mud) = (r as f64, mu as f64);
         let bb = (-rd * rd * m2) as f32;
         let cc0 = (-rd * m1 + rd * rd * m2 * mud) as f32;
-        // SAFETY: task ng writes only dx[ng*m..(ng+1)*m].
-        let dxb = unsafe { std::slice::from_raw_parts_mut((dxp as *mut f32).add(ng * m), m) };
         for cc in 0..cpg {
             let c = g * cpg + cc;
-            let o = ng * m + cc * s;
-            let a = r * gamma[c];
-            v_bwd_apply(lv, &x[o..o + s], &y[o..o + s], &dy[o..o + s], &mut dxb[cc * s..(cc + 1) * s], a, bb, cc0, act, acc_dx);
+            let (o, pa) = (ng * m + cc * s, r * gamma[c]);
+            let pb = beta[c] - mu * pa;
+            // SAFETY: see above; the x slice is not used past this point when dx is x.
+            let dxb = unsafe { std::slice::from_raw_parts_mut((dxp as *mut f32).add(o), s) };
+            if inplace {
+                v_bwd_apply_inplace(lv, dxb, &dy[o..o + s], pa, pb, pa, bb, cc0, act);
+            } else {
+                v_bwd_apply(lv, &xb[cc * s..(cc + 1) * s], &dy[o..o + s], dxb, pa, pb, pa, bb, cc0, act, acc_dx);
+            }
         }
     });
     for c in 0..sh.c {

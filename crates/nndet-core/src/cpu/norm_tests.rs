@@ -65,8 +65,14 @@ fn fused_equals_reference_on_odd_shapes() {
                 close(&y, &y0, 1e-4, 1e-4, &format!("y {what}"));
                 let mut dx = vec![0.5f32; sh.numel()];
                 let (mut dg, mut db) = (vec![0.25f32; c], vec![0.25f32; c]);
-                norm_act_bwd_at(lv, sh, &x, &y0, &dy, &gamma, &m0, &r0, act, &mut dx, &mut dg, &mut db, true, true);
+                norm_act_bwd_at(lv, sh, XDx::Split(&x, &mut dx), &dy, &gamma, &beta, &m, &rs, act, &mut dg, &mut db, true, true);
                 close(&dx, &dx0, 2e-4, 1e-3, &format!("dx {what}"));
+                // in place: dx written over x (no accumulation)
+                let mut xd = x.clone();
+                let (mut dg2, mut db2) = (vec![0f32; c], vec![0f32; c]);
+                norm_act_bwd_at(lv, sh, XDx::InPlace(&mut xd), &dy, &gamma, &beta, &m, &rs, act, &mut dg2, &mut db2, false, false);
+                let once: Vec<f32> = dx.iter().map(|&v| v - 0.5).collect();
+                close(&xd, &once, 2e-4, 1e-3, &format!("dx in place {what}"));
                 close(&dg, &dg0, 2e-3, 1e-4, &format!("dgamma {what}"));
                 close(&db, &db0, 2e-3, 1e-4, &format!("dbeta {what}"));
             }
@@ -116,7 +122,7 @@ fn backward_matches_finite_differences() {
             norm_act_fwd(sh, &x, &gamma, &beta, 1e-5, act, &mut y, &mut m, &mut rs);
             let mut dx = vec![0f32; sh.numel()];
             let (mut dg, mut db) = (vec![0f32; c], vec![0f32; c]);
-            norm_act_bwd(sh, &x, &y, &w, &gamma, &m, &rs, act, &mut dx, &mut dg, &mut db, false, false);
+            norm_act_bwd(sh, XDx::Split(&x, &mut dx), &w, &gamma, &beta, &m, &rs, act, &mut dg, &mut db, false, false);
             let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
             let g64: Vec<f64> = gamma.iter().map(|&v| v as f64).collect();
             let b64: Vec<f64> = beta.iter().map(|&v| v as f64).collect();

@@ -43,28 +43,30 @@ pub unsafe extern "C" fn nd_norm_fwd(
     })
 }
 
-/// Activation + norm backward. `y` is the forward output (may be null/0 when act = 0).
+/// Activation + norm backward from the norm's input x (the activation mask is recomputed, y is not needed);
+/// dx == x runs in place (acc_dx 0).
 ///
 /// # Safety
 /// Pointers must hold the given element counts; `p` one NormParams.
 #[no_mangle]
 pub unsafe extern "C" fn nd_norm_bwd(
-    p: *const NormParams, x: *const f32, nx: u64, y: *const f32, ny: u64, dy: *const f32, ndy: u64,
+    p: *const NormParams, x: *const f32, nx: u64, beta: *const f32, nb: u64, dy: *const f32, ndy: u64,
     gamma: *const f32, ng: u64, mean: *const f32, nm: u64, rstd: *const f32, nr: u64,
     dx: *mut f32, ndx: u64, dgamma: *mut f32, ndg: u64, dbeta: *mut f32, ndb: u64, slope: f32,
 ) -> i32 {
     guard("nd_norm_bwd", || {
         let p = out(p as *mut NormParams, "params")?;
-        for (b, nb, w) in [(x, nx, "x/dx"), (y, ny, "y/dx"), (dy, ndy, "dy/dx")] {
-            if aliased(b, nb, dx, ndx, w)? {
-                return Err(NdError::invalid(format!("norm backward: {w} must be different buffers")));
-            }
+        if aliased(dy, ndy, dx, ndx, "dy/dx")? {
+            return Err(NdError::invalid("norm backward: dy and dx must be different buffers"));
         }
-        ops::norm_bwd(
-            p, slice(x, nx, "x")?, slice(y, ny, "y")?, slice(dy, ndy, "dy")?, slice(gamma, ng, "gamma")?,
-            slice(mean, nm, "mean")?, slice(rstd, nr, "rstd")?, slice_mut(dx, ndx, "dx")?,
-            slice_mut(dgamma, ndg, "dgamma")?, slice_mut(dbeta, ndb, "dbeta")?, slope,
-        )
+        let (b, g, m, r) = (slice(beta, nb, "beta")?, slice(gamma, ng, "gamma")?, slice(mean, nm, "mean")?, slice(rstd, nr, "rstd")?);
+        let (dg, db) = (slice_mut(dgamma, ndg, "dgamma")?, slice_mut(dbeta, ndb, "dbeta")?);
+        let d = slice(dy, ndy, "dy")?;
+        if aliased(x, nx, dx, ndx, "x/dx")? {
+            ops::need("x", nx as usize, ndx as usize)?;
+            return ops::norm_bwd(p, None, b, d, g, m, r, slice_mut(dx, ndx, "dx")?, dg, db, slope);
+        }
+        ops::norm_bwd(p, Some(slice(x, nx, "x")?), b, d, g, m, r, slice_mut(dx, ndx, "dx")?, dg, db, slope)
     })
 }
 

@@ -3,7 +3,7 @@
 //! Every size mismatch is a `BufferSize` error saying expected vs got; bad geometry is `InvalidArgument`.
 
 use crate::cpu::act::{self, Permute};
-use crate::cpu::norm::{self, Act, NormShape};
+use crate::cpu::norm::{self, Act, NormShape, XDx};
 use crate::cpu::optim::{self, Sgd};
 use crate::ensure;
 use crate::error::{NdError, NdResult, Status};
@@ -94,26 +94,34 @@ pub fn norm_fwd(p: &NormParams, x: &[f32], gamma: &[f32], beta: &[f32], y: &mut 
     Ok(())
 }
 
-/// Fused activation + norm backward. `y` (the forward output) may be empty when act is none.
+/// Fused activation + norm backward; `x` None means dx is written over x (held in `dx`; acc_dx must be 0).
 #[allow(clippy::too_many_arguments)]
 pub fn norm_bwd(
-    p: &NormParams, x: &[f32], y: &[f32], dy: &[f32], gamma: &[f32], mean: &[f32], rstd: &[f32],
+    p: &NormParams, x: Option<&[f32]>, beta: &[f32], dy: &[f32], gamma: &[f32], mean: &[f32], rstd: &[f32],
     dx: &mut [f32], dgamma: &mut [f32], dbeta: &mut [f32], slope: f32,
 ) -> NdResult<()> {
     let sh = norm_shape(p)?;
     let act = act_of(p.act, slope)?;
     let (acc_dx, acc_dp) = (flag(p.acc_dx, "acc_dx")?, flag(p.acc_dparam, "acc_dparam")?);
-    need("x", x.len(), sh.numel())?;
     need("dy", dy.len(), sh.numel())?;
     need("dx", dx.len(), sh.numel())?;
-    let y = if act == Act::None && y.is_empty() { dy } else { y };
-    need("y", y.len(), sh.numel())?;
     need("gamma", gamma.len(), sh.c)?;
+    need("beta", beta.len(), sh.c)?;
     need("dgamma", dgamma.len(), sh.c)?;
     need("dbeta", dbeta.len(), sh.c)?;
     need("mean", mean.len(), sh.n * sh.groups)?;
     need("rstd", rstd.len(), sh.n * sh.groups)?;
-    norm::norm_act_bwd(sh, x, y, dy, gamma, mean, rstd, act, dx, dgamma, dbeta, acc_dx, acc_dp);
+    let xdx = match x {
+        Some(x) => {
+            need("x", x.len(), sh.numel())?;
+            XDx::Split(x, dx)
+        }
+        None => {
+            ensure!(!acc_dx, "norm backward in place (dx == x) cannot accumulate into dx");
+            XDx::InPlace(dx)
+        }
+    };
+    norm::norm_act_bwd(sh, xdx, dy, gamma, beta, mean, rstd, act, dgamma, dbeta, acc_dx, acc_dp);
     Ok(())
 }
 
