@@ -8,6 +8,7 @@ import {
   type ActName,
 } from "../../src/native/ops/engine";
 import { readSafetensors, type Tensor } from "../../src/model/safetensors";
+import { expectClose } from "./engine-close";
 
 const FIX = join(import.meta.dir, "..", "fixtures", "engine");
 const layers = readSafetensors(join(FIX, "layers.safetensors"));
@@ -16,16 +17,6 @@ const T = (name: string): Tensor => {
   if (!t) throw new Error(`fixture tensor ${name} missing`);
   return t;
 };
-
-export function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number, what: string): void {
-  expect(got.length).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const d = Math.abs(got[i]! - want[i]!);
-    if (!(d <= atol + rtol * Math.abs(want[i]!))) {
-      throw new Error(`${what}[${i}]: got ${got[i]}, reference ${want[i]} (|diff| ${d})`);
-    }
-  }
-}
 
 describe("norm + activation vs torch", () => {
   for (const name of ["in", "in_relu", "in_lrelu", "gn_relu"]) {
