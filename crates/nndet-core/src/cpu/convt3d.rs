@@ -4,15 +4,14 @@
 //! In conv3d/reference.rs terms x is "lo" and y "hi": forward is `adj`, backward-data `corr`, so the fast
 //! path reuses conv3d's plane kernels. Arguments were checked by ops::conv.
 
-use crate::cpu::conv3d::fast;
-use crate::cpu::conv3d::reference::{self, Geom};
+use crate::cpu::conv3d::reference::Geom;
+use crate::cpu::conv3d::{fast, wgrad};
 use crate::cpu::features::{level, Level};
 use crate::ops::conv::Conv3dParams;
 
 /// Workspace bytes the three convt3d ops need (every level).
 pub fn workspace_bytes(p: &Conv3dParams) -> usize {
-    let g = Geom::convt(p);
-    fast::ws_bytes(&[fast::plane_sizes(&g, true), fast::plane_sizes(&g, false)])
+    fast::all_sizes(&Geom::convt(p))
 }
 
 /// y (=|+=) convT(x, w) + bias, at CPU `level`.
@@ -26,10 +25,10 @@ pub fn bwd_data_at(lv: Level, p: &Conv3dParams, dy: &[f32], w: &[f32], dx: &mut 
 }
 
 /// dw `[Cin][Cout][k]` (=|+=) d loss / d w; db (=|+=) d loss / d bias when has_bias, at CPU `level`.
-pub fn bwd_weight_at(_lv: Level, p: &Conv3dParams, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], _ws: &mut [u8]) {
-    reference::wgrad(&Geom::convt(p), x, dy, dw, p.accumulate());
+pub fn bwd_weight_at(lv: Level, p: &Conv3dParams, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], ws: &mut [u8]) {
+    wgrad::run(lv, &Geom::convt(p), x, dy, dw, p.accumulate(), ws);
     if p.has_bias != 0 {
-        reference::bias_grad(p.n as usize, p.cout as usize, p.out_spatial(), dy, db, p.accumulate());
+        wgrad::bias_grad(p.n as usize, p.cout as usize, p.out_spatial(), dy, db, p.accumulate());
     }
 }
 

@@ -30,10 +30,21 @@ pub fn plane_sizes(g: &Geom, corr: bool) -> Vec<usize> {
 /// adj: hi (=|+=) adj(lo, w) + bias (Conv3d backward-data, ConvTranspose3d forward).
 #[allow(clippy::too_many_arguments)]
 pub fn plane_pass(level: Level, g: &Geom, corr: bool, src: &[f32], w: &[f32], bias: &[f32], out: &mut [f32], acc: bool, ws: &mut [u8]) {
+    let plane = g.lo[1] * g.lo[2];
+    let c_out = if corr { g.c_lo } else { g.c_hi };
+    let shape = plane::choose(level, c_out, plane.div_ceil(lanes(level)));
+    plane_pass_shape(level, shape, g, corr, src, w, bias, out, acc, ws)
+}
+
+/// `plane_pass` with a given (G, NV) tile shape from `plane::shapes(level)` (tests run every one).
+#[allow(clippy::too_many_arguments)]
+pub fn plane_pass_shape(
+    level: Level, (gw, nv): (usize, usize), g: &Geom, corr: bool, src: &[f32], w: &[f32], bias: &[f32],
+    out: &mut [f32], acc: bool, ws: &mut [u8],
+) {
     let l = lanes(level);
     let plane = g.lo[1] * g.lo[2];
     let c_out = if corr { g.c_lo } else { g.c_hi };
-    let (gw, nv) = plane::choose(level, c_out, plane.div_ceil(l));
     let mut cv = Carve::new(ws);
     let (c_red, t) = (if corr { g.c_hi } else { g.c_lo }, taps(g));
     let wpk = cv.f32s(c_out.div_ceil(gw) * gw * c_red * t);
@@ -68,4 +79,13 @@ pub fn plane_pass(level: Level, g: &Geom, corr: bool, src: &[f32], w: &[f32], bi
 /// Bytes of workspace for a pass list: the maximum over passes of its carved size.
 pub fn ws_bytes(passes: &[Vec<usize>]) -> usize {
     passes.iter().map(|b| layout::carve_size(b)).max().unwrap_or(0)
+}
+
+/// Workspace bytes covering every op (corr, adj, weight gradient) at every CPU level.
+pub fn all_sizes(g: &Geom) -> usize {
+    let mut passes = vec![plane_sizes(g, true), plane_sizes(g, false)];
+    for lv in [Level::Scalar, Level::Avx2, Level::Avx512] {
+        passes.push(super::wgrad::sizes(lv, g));
+    }
+    ws_bytes(&passes)
 }

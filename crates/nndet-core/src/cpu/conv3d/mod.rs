@@ -11,6 +11,7 @@ pub mod reference;
 pub mod simd;
 #[cfg(test)]
 pub mod tests;
+pub mod wgrad;
 
 use crate::cpu::features::{level, Level};
 use crate::ops::conv::Conv3dParams;
@@ -18,8 +19,7 @@ use reference::Geom;
 
 /// Workspace bytes the three conv3d ops need (every level).
 pub fn workspace_bytes(p: &Conv3dParams) -> usize {
-    let g = Geom::conv(p);
-    fast::ws_bytes(&[fast::plane_sizes(&g, true), fast::plane_sizes(&g, false)])
+    fast::all_sizes(&Geom::conv(p))
 }
 
 /// y (=|+=) conv(x, w) + bias, at CPU `level`.
@@ -33,10 +33,10 @@ pub fn bwd_data_at(lv: Level, p: &Conv3dParams, dy: &[f32], w: &[f32], dx: &mut 
 }
 
 /// dw (=|+=) d loss / d w; db (=|+=) d loss / d bias when has_bias, at CPU `level`.
-pub fn bwd_weight_at(_lv: Level, p: &Conv3dParams, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], _ws: &mut [u8]) {
-    reference::wgrad(&Geom::conv(p), dy, x, dw, p.accumulate());
+pub fn bwd_weight_at(lv: Level, p: &Conv3dParams, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], ws: &mut [u8]) {
+    wgrad::run(lv, &Geom::conv(p), dy, x, dw, p.accumulate(), ws);
     if p.has_bias != 0 {
-        reference::bias_grad(p.n as usize, p.cout as usize, p.out_spatial(), dy, db, p.accumulate());
+        wgrad::bias_grad(p.n as usize, p.cout as usize, p.out_spatial(), dy, db, p.accumulate());
     }
 }
 

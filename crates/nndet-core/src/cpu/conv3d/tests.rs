@@ -182,3 +182,51 @@ fn fast_convt_matches_reference_at_every_level() {
         check_fast(t, &params(t, 1, 17, 2, [2, 3, 3], [1, 1, 1], [1, 1, 1], true, acc));
     }
 }
+
+/// Every tile shape of every level (plane kernel: corr and adj; weight gradient: both modes) against
+/// the reference, on odd conv and convT geometries.
+#[test]
+fn every_tile_shape_matches_reference() {
+    use super::reference::{self as r, Geom};
+    use super::{fast, plane, wgrad};
+    let geoms = [
+        (Kind::Conv, params(Kind::Conv, 2, 5, 7, [3, 5, 7], [3, 3, 3], [1, 2, 2], true, false)),
+        (Kind::Conv, params(Kind::Conv, 1, 17, 3, [3, 4, 6], [1, 3, 3], [1, 1, 1], true, false)),
+        (Kind::ConvT, params(Kind::ConvT, 1, 3, 18, [2, 3, 3], [2, 2, 2], [2, 2, 2], true, false)),
+    ];
+    for (kind, p) in geoms {
+        let pp = if kind == Kind::Conv { conv::Conv3dParams::from_slice(&p) } else { conv::Conv3dParams::from_slice_t(&p) }.unwrap();
+        let g = if kind == Kind::Conv { Geom::conv(&pp) } else { Geom::convt(&pp) };
+        let lo = rand_vec(g.n * g.c_lo * g.lo.iter().product::<usize>(), 21);
+        let hi = rand_vec(g.n * g.c_hi * g.hi.iter().product::<usize>(), 22);
+        let w = rand_vec(pp.w_len(), 23);
+        let (mut rlo, mut rhi, mut rdw) = (vec![0f32; lo.len()], vec![0f32; hi.len()], vec![0f32; w.len()]);
+        r::corr(&g, &hi, &w, &[], &mut rlo, false);
+        r::adj(&g, &lo, &w, &[], &mut rhi, false);
+        r::wgrad(&g, &lo, &hi, &mut rdw, false);
+        let mut ws = vec![0u8; fast::all_sizes(&g) * 2 + (1 << 16)];
+        for lv in levels() {
+            for &shape in plane::shapes(lv) {
+                let tag = format!("{p:?} {lv:?} {shape:?}");
+                let mut out = vec![f32::NAN; lo.len()];
+                fast::plane_pass_shape(lv, shape, &g, true, &hi, &w, &[], &mut out, false, &mut ws);
+                assert_close(&format!("{tag} corr"), &out, &rlo);
+                let mut out = vec![f32::NAN; hi.len()];
+                fast::plane_pass_shape(lv, shape, &g, false, &lo, &w, &[], &mut out, false, &mut ws);
+                assert_close(&format!("{tag} adj"), &out, &rhi);
+            }
+            for swapped in [false, true] {
+                for &(rr, cv) in wgrad::shapes(lv) {
+                    let l = super::simd::lanes(lv);
+                    let vch = if swapped { g.c_lo } else { g.c_hi };
+                    let pl = wgrad::Plan { swapped, r: rr, cv, cp: vch.div_ceil(cv * l) * cv * l };
+                    let need = super::layout::carve_size(&wgrad::plan_sizes(&g, &pl));
+                    let mut ws = vec![0x5Au8; need];
+                    let mut dw = vec![f32::NAN; w.len()];
+                    wgrad::run_plan(lv, pl, &g, &lo, &hi, &mut dw, false, &mut ws);
+                    assert_close(&format!("{p:?} {lv:?} {pl:?} wgrad"), &dw, &rdw);
+                }
+            }
+        }
+    }
+}
