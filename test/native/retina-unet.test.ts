@@ -74,3 +74,45 @@ test("RetinaUNetV001 forward, backward and 3 SGD steps match PyTorch on a tiny p
   const delta = net.params.map((v, i) => v - init[i]!);
   for (const s of net.g.specs) checkSummary("delta", s.name, view(delta, s), 1e-5, 2e-3);
 });
+
+test("inference mode allocates no gradient state and gives the same outputs", () => {
+  const train = new RetinaUNet(raw, raw.patch, raw.batch);
+  const infer = new RetinaUNet(raw, raw.patch, raw.batch, { training: false });
+  expect(infer.grads.length + infer.momentum.length + infer.dcls.length).toBe(0);
+  expect(infer.g.buffers.some((b) => b.kind === "gradient")).toBe(false);
+  hashParams(train.g.specs, train.params);
+  infer.params.set(train.params);
+  fill(train.input, 7, 1);
+  infer.input.set(train.input);
+  train.forward();
+  infer.forward();
+  expect(infer.cls).toEqual(train.cls);
+  expect(infer.reg).toEqual(train.reg);
+  expect(infer.seg).toEqual(train.seg);
+});
+
+test("a plan whose patch does not fit the strides is refused", () => {
+  expect(() => new RetinaUNet(raw, [9, 8, 12], 1)).toThrow(/not divisible/);
+  expect(() => new RetinaUNet(raw, raw.patch, 0)).toThrow(/batch/);
+});
+
+test("a level nothing reads (neither a detection level nor level 0) is skipped and never updated", () => {
+  const plan: ArchPlan = { ...raw, conv_kernels: [[3, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]], strides: [[2, 2, 2], [2, 2, 2], [2, 2, 2]], decoder_levels: [2, 3] };
+  const net = new RetinaUNet(plan, [16, 16, 16], 1);
+  expect(net.g.levels[1]!.used).toBe(false);
+  hashParams(net.g.specs, net.params);
+  fill(net.input, 7, 1);
+  net.forward();
+  fill(net.dcls, 101, 0.1);
+  fill(net.dreg, 102, 0.1);
+  fill(net.dseg, 103, 0.1);
+  net.backward();
+  const by = new Map(net.g.specs.map((s) => [s.name, s]));
+  const unused = by.get("decoder.out.P1.0.conv.weight")!;
+  const before = view(net.params, unused).slice();
+  expect(view(net.grads, unused).every((v) => v === 0)).toBe(true);
+  expect(net.grads.every((v) => Number.isFinite(v))).toBe(true);
+  expect(view(net.grads, by.get("decoder.lateral.P1.0.conv.weight")!).some((v) => v !== 0)).toBe(true);
+  net.step({ lr: 0.01, momentum: 0.9, weightDecay: 0.01, nesterov: true });
+  expect(view(net.params, unused)).toEqual(before);
+});
