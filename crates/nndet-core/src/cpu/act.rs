@@ -175,10 +175,10 @@ pub fn permute_fwd(p: Permute, x: &[f32], y: &mut [f32], acc: bool) {
         // SAFETY: task t writes only positions [s0, s1) of image n.
         let o = unsafe { part(yp, base + s0 * p.c, base + s1 * p.c) };
         for c in 0..p.c {
-            let xr = &x[(n * p.c + c) * p.s..];
-            for s in s0..s1 {
-                let k = (s - s0) * p.c + c;
-                o[k] = if acc { o[k] + xr[s] } else { xr[s] };
+            let xr = &x[(n * p.c + c) * p.s + s0..(n * p.c + c) * p.s + s1];
+            for (i, &v) in xr.iter().enumerate() {
+                let k = i * p.c + c;
+                o[k] = if acc { o[k] + v } else { v };
             }
         }
     });
@@ -269,5 +269,35 @@ mod tests {
         let mut back = vec![1f32; x.len()];
         permute_bwd(p, &y, &mut back, true);
         assert!(back.iter().zip(&x).all(|(&a, &b)| a == b + 1.0));
+    }
+
+    #[test]
+    fn leaky_and_scale_backward_match_finite_differences() {
+        // loss = sum(w * leaky(x * s)); dx and ds by our kernels vs central differences in f64
+        let x: Vec<f32> = (0..24).map(|i| ((i * 7 % 11) as f32 - 5.3) / 3.0).collect();
+        let w: Vec<f32> = (0..24).map(|i| ((i * 5 % 7) as f32 - 3.1) / 2.0).collect();
+        let s = 0.8f32;
+        let loss = |x: &[f64], s: f64| -> f64 {
+            x.iter().zip(&w).map(|(&v, &wi)| { let t = v * s; wi as f64 * if t > 0.0 { t } else { 0.01 * t } }).sum()
+        };
+        let mut t = vec![0f32; 24];
+        scale_fwd(&x, s, &mut t);
+        let mut y = vec![0f32; 24];
+        act_fwd(Act::Leaky(0.01), &t, &mut y);
+        let mut g = vec![0f32; 24];
+        act_bwd(Act::Leaky(0.01), &y, &w, &mut g, false);
+        let mut dx = vec![0f32; 24];
+        let ds = scale_bwd(&x, &g, s, Some(&mut dx), false);
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let h = 1e-6;
+        for i in 0..24 {
+            let (mut a, mut b) = (x64.clone(), x64.clone());
+            a[i] += h;
+            b[i] -= h;
+            let fd = (loss(&a, s as f64) - loss(&b, s as f64)) / (2.0 * h);
+            assert!((dx[i] as f64 - fd).abs() <= 1e-5 + 1e-4 * fd.abs(), "dx[{i}] {} vs fd {fd}", dx[i]);
+        }
+        let fd = (loss(&x64, s as f64 + h) - loss(&x64, s as f64 - h)) / (2.0 * h);
+        assert!((ds as f64 - fd).abs() <= 1e-4 + 1e-4 * fd.abs(), "ds {ds} vs fd {fd}");
     }
 }

@@ -68,6 +68,7 @@ impl NormShape {
 }
 
 /// Plain reference forward (no activation): y = (x - mean)*rstd*gamma + beta, statistics in f64 two-pass.
+#[allow(clippy::too_many_arguments)]
 pub fn ref_norm_fwd(sh: NormShape, x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32], mean: &mut [f32], rstd: &mut [f32]) {
     let (cpg, s) = (sh.cpg(), sh.s);
     let m = cpg * s;
@@ -235,11 +236,14 @@ macro_rules! dispatch {
         mod $name {
             use super::*;
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
             pub unsafe fn avx512($($arg: $t),*) -> $ret { $inner($($arg),*) }
             #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
             pub unsafe fn avx2($($arg: $t),*) -> $ret { $inner($($arg),*) }
         }
         #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
         fn $name(lv: Level, $($arg: $t),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `lv` comes from features::level(), which checked the CPU has these features.
