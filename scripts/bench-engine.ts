@@ -1,6 +1,7 @@
 // Whole-network benchmark: one RetinaUNetV001 training step (forward, backward, SGD) on a 2x1x64^3 patch with
 // a small plan, ours against PyTorch (scripts/bench/engine_ref.py, same graph, same thread count, warm-up,
-// medians), and the peak memory of each (VmHWM growth in a fresh process after a tiny warm-up step).
+// medians), and the peak memory of each (VmHWM growth in a fresh process after a tiny warm-up step); plus
+// one memory-bound layer alone (InstanceNorm3d + ReLU forward and backward, our fused kernels vs torch).
 //   usage: bun scripts/bench-engine.ts [--json] [--reps N]
 // With --json prints [{"case","metric","ours","reference","ratio"}] (ratio > 1: ours is better).
 import { spawnSync } from "node:child_process";
@@ -23,6 +24,29 @@ const CASE = {
 function status(key: string): number {
   const m = readFileSync("/proc/self/status", "utf8").match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"));
   return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** One memory-bound layer alone: InstanceNorm3d + ReLU forward and backward on NORM_SHAPE (fused kernels). */
+export const NORM_SHAPE = [2, 32, 64, 64, 64] as const;
+function normLayer(reps: number): number {
+  const { normFwd, normBwd } = require("../src/native/ops/engine") as typeof import("../src/native/ops/engine");
+  const [n, c, d, h, w] = NORM_SHAPE;
+  const g = { n, c, d, h, w, groups: c, act: "relu" as const, accParams: true };
+  const len = n * c * d * h * w;
+  const x = new Float32Array(len).map((_, i) => Math.sin(i * 0.1));
+  const dy = new Float32Array(len).map((_, i) => Math.cos(i * 0.3));
+  const [y, dx] = [new Float32Array(len), new Float32Array(len)];
+  const [gamma, beta, dg, db] = [new Float32Array(c).fill(1), new Float32Array(c), new Float32Array(c), new Float32Array(c)];
+  const [mean, rstd] = [new Float32Array(n * c), new Float32Array(n * c)];
+  const ts: number[] = [];
+  for (let r = 0; r <= reps; r++) {
+    const t0 = performance.now();
+    normFwd(g, x, gamma, beta, y, mean, rstd);
+    normBwd(g, x, beta, dy, gamma, mean, rstd, dx, dg, db);
+    if (r > 0) ts.push((performance.now() - t0) / 1000);
+  }
+  ts.sort((a, b) => a - b);
+  return ts[Math.floor(ts.length / 2)]!;
 }
 
 async function child(reps: number): Promise<void> {
@@ -55,7 +79,8 @@ async function child(reps: number): Promise<void> {
     ts.push((performance.now() - t0) / 1000);
   }
   ts.sort((a, b) => a - b);
-  console.log(JSON.stringify({ step_s: ts[Math.floor(ts.length / 2)], peak_bytes: status("VmHWM") - base }));
+  const peak = status("VmHWM") - base;
+  console.log(JSON.stringify({ step_s: ts[Math.floor(ts.length / 2)], peak_bytes: peak, norm_s: normLayer(reps) }));
 }
 
 async function main(): Promise<void> {
@@ -68,14 +93,15 @@ async function main(): Promise<void> {
   const run = (cmd: string, args: string[]) => {
     const r = spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, det_num_threads: String(threads) } });
     if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
-    return JSON.parse(r.stdout.trim().split("\n").pop()!) as { step_s: number; peak_bytes: number };
+    return JSON.parse(r.stdout.trim().split("\n").pop()!) as { step_s: number; peak_bytes: number; norm_s: number };
   };
   const ours = run(process.execPath, [import.meta.path, "--child", "--reps", String(reps)]);
-  const ref = run("/usr/bin/python3", [join(import.meta.dir, "bench", "engine_ref.py"), String(threads), String(reps), JSON.stringify(CASE)]);
+  const ref = run("/usr/bin/python3", [join(import.meta.dir, "bench", "engine_ref.py"), String(threads), String(reps), JSON.stringify({ ...CASE, norm_shape: NORM_SHAPE })]);
   const mib = (b: number) => b / 2 ** 20;
   const rows = [
     { case: CASE.name, metric: "s", ours: ours.step_s, reference: ref.step_s, ratio: ref.step_s / ours.step_s },
     { case: CASE.name, metric: "MiB", ours: mib(ours.peak_bytes), reference: mib(ref.peak_bytes), ratio: ref.peak_bytes / ours.peak_bytes },
+    { case: `InstanceNorm3d+ReLU fwd+bwd ${NORM_SHAPE.join("x")}`, metric: "s", ours: ours.norm_s, reference: ref.norm_s, ratio: ref.norm_s / ours.norm_s },
   ];
   if (json) {
     console.log(JSON.stringify(rows));

@@ -5,7 +5,8 @@ graph of scripts/fixtures/engine_net.py, timed (median of REPS after a warm-up s
 (VmHWM after the steps minus VmRSS before building the model, after a warm-up on a tiny patch).
 
 usage: /usr/bin/python3 scripts/bench/engine_ref.py THREADS REPS '<json {"plan", "patch", "batch"}>'
-prints one JSON object {"step_s": median seconds, "peak_bytes": bytes}.
+and InstanceNorm3d + ReLU forward+backward alone on "norm_shape".
+prints one JSON object {"step_s": median seconds, "peak_bytes": bytes, "norm_s": median seconds}.
 """
 import gc
 import json
@@ -16,6 +17,7 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
 from engine_net import build_params, forward  # noqa: E402
@@ -61,7 +63,25 @@ def main():
         t0 = time.perf_counter()
         step(plan, params, x, opt)
         ts.append(time.perf_counter() - t0)
-    print(json.dumps({"step_s": statistics.median(ts), "peak_bytes": status("VmHWM") - base}))
+    peak = status("VmHWM") - base
+    del params, x, opt
+    print(json.dumps({"step_s": statistics.median(ts), "peak_bytes": peak, "norm_s": norm_layer(cfg["norm_shape"], reps)}))
+
+
+def norm_layer(shape, reps):
+    """InstanceNorm3d(affine) + ReLU forward and backward alone (median seconds)."""
+    x = torch.sin(torch.arange(int(torch.tensor(shape).prod()), dtype=torch.float32) * 0.1).reshape(shape).requires_grad_()
+    dy = torch.cos(torch.arange(x.numel(), dtype=torch.float32) * 0.3).reshape(shape)
+    gamma, beta = torch.ones(shape[1], requires_grad=True), torch.zeros(shape[1], requires_grad=True)
+    ts = []
+    for r in range(reps + 1):
+        t0 = time.perf_counter()
+        y = F.relu(F.instance_norm(x, weight=gamma, bias=beta, eps=1e-5), inplace=True)
+        y.backward(dy)
+        if r > 0:
+            ts.append(time.perf_counter() - t0)
+        x.grad = gamma.grad = beta.grad = None
+    return statistics.median(ts)
 
 
 if __name__ == "__main__":
