@@ -1,6 +1,6 @@
 // Checks src/model/memory.ts against reality: for a few plans, a child process builds RetinaUNetV001, runs one
-// training step (forward, backward, SGD) and reports its peak RSS (VmHWM) minus its RSS just before building
-// the model; the parent prints both figures and their ratio.
+// training step (forward, backward, SGD) or one inference forward, and reports its peak RSS (VmHWM) minus
+// its RSS just before building the model; the parent prints both figures and their ratio.
 //   usage: bun scripts/memory-engine.ts [--json]
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -42,15 +42,17 @@ function status(key: string): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
-async function child(c: Case): Promise<void> {
+async function child(c: Case, mode: "train" | "infer"): Promise<void> {
   const { native } = await import("../src/native/lib");
   const { RetinaUNet } = await import("../src/model/retina-unet");
   const { initParams } = await import("../src/model/params");
   native();
+  const training = mode === "train";
   const step = (net: InstanceType<typeof RetinaUNet>) => {
     initParams(net.g.specs, net.params, 1);
     for (let i = 0; i < net.input.length; i++) net.input[i] = Math.sin(i);
     net.forward();
+    if (!training) return;
     net.dcls.fill(1e-3);
     net.dreg.fill(1e-3);
     net.dseg.fill(1e-3);
@@ -58,29 +60,32 @@ async function child(c: Case): Promise<void> {
     net.step({ lr: 0.01, momentum: 0.9, weightDecay: 3e-5, nesterov: true });
   };
   // warm-up on a tiny patch: starts the thread pool and faults in the kernels' code, which are not the model's
-  step(new RetinaUNet(c.plan, c.plan.strides.reduce((p, s) => p.map((v, a) => v * s[a]!) as Vec3, [1, 1, 1] as Vec3), 1));
+  step(new RetinaUNet(c.plan, c.plan.strides.reduce((p, s) => p.map((v, a) => v * s[a]!) as Vec3, [1, 1, 1] as Vec3), 1, { training }));
   Bun.gc(true);
   const base = status("VmRSS");
-  step(new RetinaUNet(c.plan, c.patch, c.batch));
+  step(new RetinaUNet(c.plan, c.patch, c.batch, { training }));
   console.log(JSON.stringify({ base, hwm: status("VmHWM"), measured: status("VmHWM") - base }));
 }
 
 async function main(): Promise<void> {
   const ci = process.argv.indexOf("--child");
-  if (ci >= 0) return child(CASES[Number(process.argv[ci + 1])]!);
+  if (ci >= 0) return child(CASES[Number(process.argv[ci + 1])]!, process.argv[ci + 2] === "infer" ? "infer" : "train");
   const json = process.argv.includes("--json");
   const rows: { case: string; metric: string; ours: number; reference: number; ratio: number }[] = [];
-  CASES.forEach((c, i) => {
-    const acc = memoryAccount(c.plan, c.patch, c.batch, "train");
-    const r = spawnSync(process.execPath, [import.meta.path, "--child", String(i)], { encoding: "utf8" });
+  CASES.forEach((c, i) => for_mode(c, i));
+  function for_mode(c: Case, i: number) {
+   for (const mode of ["train", "infer"] as const) {
+    const acc = memoryAccount(c.plan, c.patch, c.batch, mode);
+    const r = spawnSync(process.execPath, [import.meta.path, "--child", String(i), mode], { encoding: "utf8" });
     if (r.status !== 0) throw new Error(`child for ${c.name} failed: ${r.stderr}`);
     const m = JSON.parse(r.stdout.trim().split("\n").pop()!) as { measured: number };
     const mib = (v: number) => v / 2 ** 20;
-    rows.push({ case: c.name, metric: "MiB (account vs measured peak)", ours: mib(acc.total), reference: mib(m.measured), ratio: acc.total / m.measured });
+    rows.push({ case: `${c.name} ${mode}`, metric: "MiB (account vs measured peak)", ours: mib(acc.total), reference: mib(m.measured), ratio: acc.total / m.measured });
     if (!json) {
       console.log(`${c.name}\n  ${formatAccount(acc)}\n  measured peak RSS growth ${mib(m.measured).toFixed(1)} MiB; account/measured ${(acc.total / m.measured).toFixed(3)}`);
     }
-  });
+   }
+  }
   if (json) console.log(JSON.stringify(rows));
 }
 

@@ -4,7 +4,7 @@
 // "*.mean|rstd" (norm statistics), "dec.{l}.x|p" (lateral+up sum | output conv), "head.{cls|reg}.{l}.x1|y1|x2|y2",
 // "head.reg.{l}.o" (raw regressor output, kept for the scale gradient), "head.o" (shared scratch),
 // "out.*" (model outputs), "dout.*" (their upstream gradients), "enc.{s}.grad" (gradient of a stage output
-// with two consumers).
+// with two consumers). Inference graphs share slots ("infer.*") between values that die inside a layer.
 import { type ConvParams, conv3dWorkspaceBytes, convParamsFor, convt3dWorkspaceBytes } from "../native/ops/conv";
 import { normParams, type NormGeom, type PermuteGeom, permuteParams } from "../native/ops/engine";
 import { type ArchPlan, type ArchShapes, archShapes, type Vec3, vol } from "./arch";
@@ -79,6 +79,14 @@ export function planGraph(arch: ArchPlan, patch: Vec3, batch: number, training =
     bytes += Math.ceil((size * 4) / ALIGN) * ALIGN;
     return name;
   };
+  // NOTE: without a backward pass, values that die within their layer share one slot per role; such a
+  // buffer is named "slot@size" (the first `size` floats of the slot), slots are laid out at the end.
+  const shared = new Map<string, number>();
+  const temp = (name: string, slot: string, size: number, kind: BufferSlot["kind"]) => {
+    if (training) return buf(name, size, kind);
+    shared.set(slot, Math.max(shared.get(slot) ?? 0, size));
+    return `${slot}@${size}`;
+  };
   let ws = 0;
   const convs: ConvLayer[] = [];
   const conv = (name: string, kind: "conv" | "convt", cin: number, cout: number, dhw: Vec3, kernel: Vec3, stride: Vec3, bias: boolean): ConvLayer => {
@@ -107,8 +115,8 @@ export function planGraph(arch: ArchPlan, patch: Vec3, batch: number, training =
       const stride: Vec3 = j === 0 && s > 0 ? arch.strides[s - 1]! : one;
       const c = conv(`${pre}.conv`, "conv", j === 0 ? cin : sh.enc[s]!, sh.enc[s]!, j === 0 ? inDims : sh.dims[s]!, arch.conv_kernels[s]!, stride, false);
       const size = N * sh.enc[s]! * vol(sh.dims[s]!);
-      const x = buf(`enc.${s}.${j}.x`, size, "activation");
-      const y = buf(`enc.${s}.${j}.y`, size, "activation");
+      const x = temp(`enc.${s}.${j}.x`, "infer.x", size, "activation");
+      const y = j === 0 ? temp(`enc.${s}.${j}.y`, "infer.y", size, "activation") : buf(`enc.${s}.${j}.y`, size, "activation");
       units.push({ conv: c, norm: norm(`${pre}.norm`, `enc.${s}.${j}`, sh.enc[s]!, sh.dims[s]!, sh.enc[s]!), x, y });
     }
     encoder.push(units);
@@ -157,12 +165,12 @@ export function planGraph(arch: ArchPlan, patch: Vec3, batch: number, training =
         c2: conv(`${mod}.conv_internal.c_internal0.conv`, "conv", H, H, d, k3, one, false),
         n2: norm(`${mod}.conv_internal.c_internal0.norm`, `${t}.n2`, H, d, H / 16),
         cOut: conv(`${mod}.conv_out.conv`, "conv", H, cout, d, k3, one, true),
-        x1: buf(`${t}.x1`, N * H * S, "activation"),
-        y1: buf(`${t}.y1`, N * H * S, "activation"),
-        x2: buf(`${t}.x2`, N * H * S, "activation"),
-        y2: buf(`${t}.y2`, N * H * S, "activation"),
+        x1: temp(`${t}.x1`, "infer.x", N * H * S, "activation"),
+        y1: temp(`${t}.y1`, "infer.y", N * H * S, "activation"),
+        x2: temp(`${t}.x2`, "infer.x", N * H * S, "activation"),
+        y2: temp(`${t}.y2`, "infer.y2", N * H * S, "activation"),
         o: "head.o",
-        oKeep: kind === "reg" ? buf(`${t}.o`, oSize, "activation") : undefined,
+        oKeep: kind === "reg" ? temp(`${t}.o`, "head.o", oSize, "activation") : undefined,
         oSize,
         perm,
         pPerm: permuteParams(perm),
@@ -170,7 +178,9 @@ export function planGraph(arch: ArchPlan, patch: Vec3, batch: number, training =
       });
     });
   }
-  buf("head.o", scratch, "scratch");
+  buf("head.o", Math.max(scratch, shared.get("head.o") ?? 0), "scratch");
+  shared.delete("head.o");
+  for (const [slot, size] of shared) buf(slot, size, "activation");
   const seg = conv("segmenter.conv_out.conv", "conv", sh.dec[0]!, 2, sh.dims[0]!, one, one, true);
   buf("out.cls", outSize.cls, "output");
   buf("out.reg", outSize.reg, "output");

@@ -58,6 +58,12 @@ export class RetinaUNet {
     const arena = new ArrayBuffer(this.g.arenaBytes);
     this.#buf = new Map();
     for (const b of this.g.buffers) this.#buf.set(b.name, new Float32Array(arena, b.byteOffset, b.size));
+    // "slot@size" names (inference graphs): the first `size` floats of a shared slot
+    const refs = [...this.g.encoder.flat().flatMap((u) => [u.x, u.y]), ...this.g.heads.flatMap((h) => [h.x1, h.y1, h.x2, h.y2, h.oKeep ?? ""])];
+    for (const r of refs) {
+      const at = r.indexOf("@");
+      if (at > 0) this.#buf.set(r, this.#buf.get(r.slice(0, at))!.subarray(0, Number(r.slice(at + 1))));
+    }
     this.#ws = new Uint8Array(this.g.workspaceBytes);
     const B = (k: string) => this.#buf.get(k)!;
     this.input = B("input");
