@@ -72,20 +72,20 @@ async function main(): Promise<void> {
   if (ci >= 0) return child(CASES[Number(process.argv[ci + 1])]!, process.argv[ci + 2] === "infer" ? "infer" : "train");
   const json = process.argv.includes("--json");
   const rows: { case: string; metric: string; ours: number; reference: number; ratio: number }[] = [];
-  CASES.forEach((c, i) => for_mode(c, i));
-  function for_mode(c: Case, i: number) {
-   for (const mode of ["train", "infer"] as const) {
-    const acc = memoryAccount(c.plan, c.patch, c.batch, mode);
-    const r = spawnSync(process.execPath, [import.meta.path, "--child", String(i), mode], { encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`child for ${c.name} failed: ${r.stderr}`);
-    const m = JSON.parse(r.stdout.trim().split("\n").pop()!) as { measured: number };
-    const mib = (v: number) => v / 2 ** 20;
-    rows.push({ case: `${c.name} ${mode}`, metric: "MiB (account vs measured peak)", ours: mib(acc.total), reference: mib(m.measured), ratio: acc.total / m.measured });
-    if (!json) {
-      console.log(`${c.name}\n  ${formatAccount(acc)}\n  measured peak RSS growth ${mib(m.measured).toFixed(1)} MiB; account/measured ${(acc.total / m.measured).toFixed(3)}`);
+  const mib = (v: number) => v / 2 ** 20;
+  CASES.forEach((c, i) => {
+    for (const mode of ["train", "infer"] as const) {
+      const acc = memoryAccount(c.plan, c.patch, c.batch, mode);
+      const r = spawnSync(process.execPath, [import.meta.path, "--child", String(i), mode], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`child for ${c.name} (${mode}) failed: ${r.stderr}`);
+      const m = JSON.parse(r.stdout.trim().split("\n").pop()!) as { measured: number };
+      const name = `${c.name} ${mode}`;
+      rows.push({ case: name, metric: "MiB (account vs measured peak)", ours: mib(acc.total), reference: mib(m.measured), ratio: acc.total / m.measured });
+      if (!json) {
+        console.log(`${name}\n  ${formatAccount(acc)}\n  measured peak RSS growth ${mib(m.measured).toFixed(1)} MiB; account/measured ${(acc.total / m.measured).toFixed(3)}`);
+      }
     }
-   }
-  }
+  });
   if (json) console.log(JSON.stringify(rows));
 }
 
