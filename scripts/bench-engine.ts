@@ -53,8 +53,8 @@ async function child(reps: number): Promise<void> {
   const { RetinaUNet } = await import("../src/model/retina-unet");
   const { initParams } = await import("../src/model/params");
   const h = { lr: 0.01, momentum: 0.9, weightDecay: 3e-5, nesterov: true };
-  const make = (patch: Vec3, batch: number) => {
-    const net = new RetinaUNet(CASE.plan, patch, batch);
+  const make = (patch: Vec3, batch: number, profile = false) => {
+    const net = new RetinaUNet(CASE.plan, patch, batch, { profile });
     initParams(net.g.specs, net.params, 1);
     for (let i = 0; i < net.input.length; i++) net.input[i] = Math.sin(i * 0.37);
     return net;
@@ -80,7 +80,11 @@ async function child(reps: number): Promise<void> {
   }
   ts.sort((a, b) => a - b);
   const peak = status("VmHWM") - base;
-  console.log(JSON.stringify({ step_s: ts[Math.floor(ts.length / 2)], peak_bytes: peak, norm_s: normLayer(reps) }));
+  // one more step with per-op timings (after the peak is taken: the profiled model is a second instance)
+  const prof = make(CASE.patch, CASE.batch, true);
+  step(prof);
+  const ops = Object.fromEntries(prof.timings);
+  console.log(JSON.stringify({ step_s: ts[Math.floor(ts.length / 2)], peak_bytes: peak, norm_s: normLayer(reps), ops }));
 }
 
 async function main(): Promise<void> {
@@ -93,7 +97,7 @@ async function main(): Promise<void> {
   const run = (cmd: string, args: string[]) => {
     const r = spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, det_num_threads: String(threads) } });
     if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
-    return JSON.parse(r.stdout.trim().split("\n").pop()!) as { step_s: number; peak_bytes: number; norm_s: number };
+    return JSON.parse(r.stdout.trim().split("\n").pop()!) as { step_s: number; peak_bytes: number; norm_s: number; ops?: Record<string, number> };
   };
   const ours = run(process.execPath, [import.meta.path, "--child", "--reps", String(reps)]);
   const ref = run("/usr/bin/python3", [join(import.meta.dir, "bench", "engine_ref.py"), String(threads), String(reps), JSON.stringify({ ...CASE, norm_shape: NORM_SHAPE })]);
@@ -110,6 +114,8 @@ async function main(): Promise<void> {
   console.log(`threads ${threads}, median of ${reps} steps after a warm-up step`);
   console.log("case | metric | ours | pytorch | ratio (>1: ours better)");
   for (const r of rows) console.log(`${r.case} | ${r.metric} | ${r.ours.toFixed(3)} | ${r.reference.toFixed(3)} | ${r.ratio.toFixed(2)}`);
+  const ops = Object.entries(ours.ops ?? {}).sort((a, b) => b[1] - a[1]);
+  console.log(`ours, one step by op: ${ops.map(([k, v]) => `${k} ${v.toFixed(3)} s`).join(", ")}`);
 }
 
 if (import.meta.main) await main();

@@ -42,8 +42,9 @@ export class RetinaUNet {
   readonly #P: Map<string, Float32Array> = new Map();
   readonly #G: Map<string, Float32Array> = new Map();
 
-  constructor(plan: ArchPlan, patch: Vec3, batch: number, opts: { training?: boolean } = {}) {
+  constructor(plan: ArchPlan, patch: Vec3, batch: number, opts: { training?: boolean; profile?: boolean } = {}) {
     const training = opts.training ?? true;
+    this.#profile = opts.profile ?? Number(process.env.ND_DEBUG ?? 0) >= 2;
     this.g = planGraph(plan, patch, batch, training);
     const n = paramCount(this.g.specs);
     this.params = new Float32Array(n);
@@ -88,27 +89,39 @@ export class RetinaUNet {
   }
 
   // --- layer helpers (value buffers named by tensor) ---
+  /** Seconds per op category since construction, when built with `profile` (else empty). */
+  readonly timings = new Map<string, number>();
+  readonly #profile: boolean;
+  #time(cat: string, f: () => void): void {
+    if (!this.#profile) return f();
+    const t0 = performance.now();
+    f();
+    this.timings.set(cat, (this.timings.get(cat) ?? 0) + (performance.now() - t0) / 1000);
+  }
+
   #conv(c: ConvLayer, x: Float32Array, y: Float32Array, accumulate = false): void {
     const f = c.transposed ? convt3dFwd : conv3dFwd;
-    f(accumulate ? c.pAcc : c.p, x, this.#p(`${c.name}.weight`), c.bias ? this.#p(`${c.name}.bias`) : null, y, this.#ws);
+    const b = c.bias ? this.#p(`${c.name}.bias`) : null;
+    this.#time("conv fwd", () => f(accumulate ? c.pAcc : c.p, x, this.#p(`${c.name}.weight`), b, y, this.#ws));
   }
   #convBwdWeight(c: ConvLayer, x: Float32Array, dy: Float32Array): void {
     const f = c.transposed ? convt3dBwdWeight : conv3dBwdWeight;
-    f(c.pAcc, x, dy, this.#d(`${c.name}.weight`), c.bias ? this.#d(`${c.name}.bias`) : null, this.#ws);
+    const db = c.bias ? this.#d(`${c.name}.bias`) : null;
+    this.#time("conv bwd-weight", () => f(c.pAcc, x, dy, this.#d(`${c.name}.weight`), db, this.#ws));
   }
   #convBwdData(c: ConvLayer, dy: Float32Array, dx: Float32Array, accumulate: boolean): void {
     const f = c.transposed ? convt3dBwdData : conv3dBwdData;
-    f(accumulate ? c.pAcc : c.p, dy, this.#p(`${c.name}.weight`), dx, this.#ws);
+    this.#time("conv bwd-data", () => f(accumulate ? c.pAcc : c.p, dy, this.#p(`${c.name}.weight`), dx, this.#ws));
   }
   #norm(n: NormLayer, x: Float32Array, y: Float32Array): void {
-    normFwd(n.geom, x, this.#p(`${n.name}.weight`), this.#p(`${n.name}.bias`), y, this.#b(`${n.stats}.mean`), this.#b(`${n.stats}.rstd`), n.pFwd);
+    const [w, b, m, r] = [this.#p(`${n.name}.weight`), this.#p(`${n.name}.bias`), this.#b(`${n.stats}.mean`), this.#b(`${n.stats}.rstd`)];
+    this.#time("norm+relu fwd", () => normFwd(n.geom, x, w, b, y, m, r, n.pFwd));
   }
   /** dy in `dy`; dx written over x (in place). */
   #normBwd(n: NormLayer, xdx: Float32Array, dy: Float32Array): void {
-    normBwd(
-      n.geom, xdx, this.#p(`${n.name}.bias`), dy, this.#p(`${n.name}.weight`), this.#b(`${n.stats}.mean`), this.#b(`${n.stats}.rstd`),
-      xdx, this.#d(`${n.name}.weight`), this.#d(`${n.name}.bias`), n.pBwd,
-    );
+    const [w, b, m, r] = [this.#p(`${n.name}.weight`), this.#p(`${n.name}.bias`), this.#b(`${n.stats}.mean`), this.#b(`${n.stats}.rstd`)];
+    const [dw, db] = [this.#d(`${n.name}.weight`), this.#d(`${n.name}.bias`)];
+    this.#time("norm+relu bwd", () => normBwd(n.geom, xdx, b, dy, w, m, r, xdx, dw, db, n.pBwd));
   }
 
   forward(): void {
@@ -137,15 +150,16 @@ export class RetinaUNet {
       const o = h.kind === "reg" ? this.#b(h.oKeep!) : this.#b(h.o).subarray(0, h.oSize);
       this.#conv(h.cOut, this.#b(h.y2), o);
       const out = h.kind === "cls" ? this.cls : this.reg;
-      permuteFwd(h.perm, o, out, h.pPerm);
-      if (h.kind === "reg") {
+      this.#time("permute+scale", () => {
+        permuteFwd(h.perm, o, out, h.pPerm);
+        if (h.kind !== "reg") return;
         // NOTE: the scale multiplies the permuted copy in place, image by image (rows of one level).
         const s = this.#p(h.scale!);
         for (let n = 0; n < g.batch; n++) {
           const seg = out.subarray(n * h.perm.yStride + h.perm.yOff, n * h.perm.yStride + h.perm.yOff + h.oSize / g.batch);
           scaleFwd(seg, s, seg);
         }
-      }
+      });
     }
     this.#conv(g.seg, this.#b(g.levels[0]!.p), this.seg);
   }
@@ -153,13 +167,15 @@ export class RetinaUNet {
   /** Gradients of all parameters (overwritten) for the upstream gradients in dcls, dreg, dseg. */
   backward(): void {
     const g = this.g;
-    this.grads.fill(0);
+    this.#time("zero grads", () => this.grads.fill(0));
     // heads: everything down to each trunk's first conv weight gradient
     for (let i = g.heads.length - 1; i >= 0; i--) {
       const h = g.heads[i]!;
       const o = this.#b(h.o).subarray(0, h.oSize);
-      permuteBwd(h.perm, h.kind === "cls" ? this.dcls : this.dreg, o, h.pPerm);
-      if (h.kind === "reg") scaleBwd(this.#b(h.oKeep!), o, this.#p(h.scale!), o, this.#d(h.scale!), { accScale: true });
+      this.#time("permute+scale", () => {
+        permuteBwd(h.perm, h.kind === "cls" ? this.dcls : this.dreg, o, h.pPerm);
+        if (h.kind === "reg") scaleBwd(this.#b(h.oKeep!), o, this.#p(h.scale!), o, this.#d(h.scale!), { accScale: true });
+      });
       this.#convBwdWeight(h.cOut, this.#b(h.y2), o);
       this.#convBwdData(h.cOut, o, this.#b(h.y2), false);
       this.#normBwd(h.n2, this.#b(h.x2), this.#b(h.y2));
@@ -204,7 +220,7 @@ export class RetinaUNet {
 
   /** One SGD step on the flat buffers (torch.optim.SGD semantics; the decay mask from the param specs). */
   step(h: SgdHyper): void {
-    sgdStep(h, this.params, this.grads, this.momentum, this.mask);
+    this.#time("sgd", () => sgdStep(h, this.params, this.grads, this.momentum, this.mask));
   }
 }
 

@@ -184,18 +184,24 @@ pub fn permute_fwd(p: Permute, x: &[f32], y: &mut [f32], acc: bool) {
     });
 }
 
-/// dx[n, c, s] (+)= dy[n, off + s*C + c].
+/// dx[n, c, s] (+)= dy[n, off + s*C + c]. Tiled over positions like the forward, so each task reads one
+/// contiguous block of dy (TILE*C values, cache-resident) and writes TILE-long runs of every channel.
 pub fn permute_bwd(p: Permute, dy: &[f32], dx: &mut [f32], acc: bool) {
     let dp = dx.as_mut_ptr() as usize;
-    pool().parallel_for(p.n * p.c, |nc| {
-        let n = nc / p.c;
-        let c = nc % p.c;
-        // SAFETY: task nc writes only dx[nc*S..(nc+1)*S].
-        let o = unsafe { part(dp, nc * p.s, (nc + 1) * p.s) };
-        let base = n * p.y_stride + p.y_off + c;
-        for (s, o) in o.iter_mut().enumerate() {
-            let v = dy[base + s * p.c];
-            *o = if acc { *o + v } else { v };
+    let tiles = p.s.div_ceil(TILE);
+    pool().parallel_for(p.n * tiles, |t| {
+        let (n, s0) = (t / tiles, (t % tiles) * TILE);
+        let s1 = (s0 + TILE).min(p.s);
+        let base = n * p.y_stride + p.y_off;
+        let src = &dy[base + s0 * p.c..base + s1 * p.c];
+        for c in 0..p.c {
+            let row = (n * p.c + c) * p.s;
+            // SAFETY: task t writes only positions [s0, s1) of every channel of image n.
+            let o = unsafe { part(dp, row + s0, row + s1) };
+            for (i, o) in o.iter_mut().enumerate() {
+                let v = src[i * p.c + c];
+                *o = if acc { *o + v } else { v };
+            }
         }
     });
 }
