@@ -1,2 +1,4 @@
 // One typed wrapper per native op, one file per op family (the same families as crates/nndet-core/src/ffi/).
 export * from "./base";
+export * from "./engine";
+export * from "./conv";
