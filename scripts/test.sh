@@ -2,7 +2,7 @@
 # Set up, build, and run every test suite; ends with the plain line `N passed, N failed` (all suites summed)
 # and exits non-zero on any failure. This is the README's test command; .ci/run calls it.
 #
-# Suites: cargo tests of the core (CUDA build when nvcc is present, and the stub build), bun tests (unit,
+# Suites: the TypeScript type check (counted as one test), cargo tests of the core (CUDA build when nvcc is present, and the stub build), bun tests (unit,
 # native, e2e) against the default library, and the native boundary tests against the stub library.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,6 +50,13 @@ if ! { NDET_CUDA=0 bash scripts/build-native.sh --out build/stub-lib &&
   exit 1
 fi
 cat "$logs/build.log" | grep -E '^(native|built)'
+
+echo "== typecheck: tsc --noEmit"
+if node_modules/.bin/tsc --noEmit -p . >"$logs/typecheck.log" 2>&1; then
+  passed=$((passed + 1)); echo "== typecheck: ok"
+else
+  failed=$((failed + 1)); bad=1; tail -n 40 "$logs/typecheck.log"; echo "== typecheck: FAILED"
+fi
 
 suite cargo-default cargo cargo test --release -p nndet-core
 suite cargo-stub cargo env NDET_CUDA=0 CARGO_TARGET_DIR=target/stub cargo test --release -p nndet-core
