@@ -151,7 +151,7 @@ describe("memory budget", () => {
     expect(p.memory.estimated_bytes).toBeLessThan(NNDET_BUDGET_BYTES);
     // what our analytic account gives (nnDetection's measured plan depends on its GPU run)
     expect(p.patch_size).toEqual([160, 128, 128]);
-    expect(p.architecture.decoder_levels).toEqual([1, 2, 3, 4]);
+    expect(p.architecture.decoder_levels).toEqual([2, 3, 4, 5]);
     expect(p.patch_size.reduce((a, b) => a * b)).toBeLessThan(256 ** 3);
     const big = planMode(fp, "3d", { budgetBytes: memoryBudget({ memory_gb: 40 }), anchorSearch: { budget: 200, runs: 1 } });
     expect(big.patch_size.reduce((a, b) => a * b)).toBeGreaterThan(p.patch_size.reduce((a, b) => a * b));
