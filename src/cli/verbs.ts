@@ -9,4 +9,6 @@ const load = (m: Promise<{ default: CommandDef<any> }>) => m.then((x) => x.defau
 
 export const verbs: Record<string, Lazy> = {
   env: () => load(import("./env")),
+  check: () => load(import("./check")),
+  example: () => load(import("./example")),
 };
