@@ -40,15 +40,23 @@ export function cropToNonzero(data: Float32Array, channels: number, dims: Shape3
   const bbox = box ?? dims.map((d) => [0, d] as [number, number]);
   const shape = bbox.map(([lo, hi]) => hi - lo) as Shape3;
   const m = shape[0] * shape[1] * shape[2];
-  const out = new Float32Array(channels * m);
-  for (let c = 0; c < channels; c++) cropVolume(data.subarray(c * n, (c + 1) * n), dims, bbox, out.subarray(c * m, (c + 1) * m));
-  const cmask = cropVolume(mask, dims, bbox, new Uint8Array(m));
-  const cseg = seg ? cropVolume(seg, dims, bbox, new Int32Array(m)) : new Int32Array(m);
+  // NOTE: when the box is the whole volume (noise images, most CT), data is returned as is (not copied).
+  const whole = m === n;
+  const out = whole ? data : new Float32Array(channels * m);
+  if (!whole) for (let c = 0; c < channels; c++) cropVolume(data.subarray(c * n, (c + 1) * n), dims, bbox, out.subarray(c * m, (c + 1) * m));
+  const cmask = whole ? mask : cropVolume(mask, dims, bbox, new Uint8Array(m));
+  const cseg = seg ? (whole ? seg.slice() : cropVolume(seg, dims, bbox, new Int32Array(m))) : new Int32Array(m);
   const seen = new Set<number>();
+  let last = Number.NaN;
   for (let i = 0; i < m; i++) {
-    if (cseg[i] === 0 && cmask[i] === 0) cseg[i] = -1;
-    seen.add(cseg[i]!);
+    let v = cseg[i]!;
+    if (v === 0 && cmask[i] === 0) cseg[i] = v = -1;
+    // NOTE: a Set insert per voxel costs ~1 s on 256³; values come in long runs.
+    if (v !== last) {
+      seen.add(v);
+      last = v;
+    }
+    if (v < -1) cseg[i] = 0;
   }
-  for (let i = 0; i < m; i++) if (cseg[i]! < -1) cseg[i] = 0;
   return { data: out, seg: cseg, channels, shape, bbox, classes: [...seen].sort((a, b) => a - b) };
 }
