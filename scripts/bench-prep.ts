@@ -3,8 +3,9 @@
 //   toy   10 cases of 256³ (nndet example; no resampling needed at spacing 1)
 //   ct    a CT-like task: one 512×512×100 case at 0.7×0.7×2.0 mm plus two small cases that set the
 //         median target spacing 0.8×0.8×2.5 mm, so the big case is resampled (cubic) to 448×448×80
-// Reported per task: wall seconds and peak RSS (MiB; /usr/bin/time, for the reference the largest process
-// of its pool) — ours with -np N -npp N and with -np 1 -npp 1. ratio > 1 means ours is better.
+// Reported per task: wall seconds — ours with -np N -npp N (N Workers) and with -np 1 -npp 1 (one thread
+// plus the native pool) —, CPU seconds (user + sys; robust when the machine is shared) and peak RSS (MiB;
+// /usr/bin/time, for the reference the largest process of its pool). ratio > 1 means ours is better.
 //   usage: bun scripts/bench-prep.ts [--threads N] [--dir DIR] [--json]
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -86,15 +87,16 @@ async function makeTasks(): Promise<{ toy: string; ct: string }> {
   return { toy, ct };
 }
 
-/** Wall seconds and peak RSS (MiB) of a command under /usr/bin/time -v. */
-function timed(cmd: string[], env: Record<string, string>): { s: number; mib: number; out: string } {
+/** Wall seconds, CPU seconds (user + sys, children included) and peak RSS (MiB) under /usr/bin/time -v. */
+function timed(cmd: string[], env: Record<string, string>): { s: number; cpu: number; mib: number; out: string } {
   const r = Bun.spawnSync(["/usr/bin/time", "-v", ...cmd], { env: { ...process.env, ...env }, cwd: root });
   const err = r.stderr.toString();
   if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} failed:\n${err.slice(-2000)}`);
   const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(err)!;
   const s = Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]);
   const kb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(err)![1]);
-  return { s, mib: kb / 1024, out: r.stdout.toString() };
+  const cpu = Number(/User time \(seconds\): ([\d.]+)/.exec(err)![1]) + Number(/System time \(seconds\): ([\d.]+)/.exec(err)![1]);
+  return { s, cpu, mib: kb / 1024, out: r.stdout.toString() };
 }
 
 const { toy, ct } = await makeTasks();
@@ -117,6 +119,7 @@ for (const [label, task] of [["toy 10×256³", toy], ["ct 512×512×100", ct]] a
   rows.push(
     { case: `${label} (-np ${N})`, metric: "s", ours: ours.s, reference: ref.s, ratio: ref.s / ours.s },
     { case: `${label} (-np 1)`, metric: "s", ours: ours1.s, reference: ref.s, ratio: ref.s / ours1.s },
+    { case: `${label} (-np ${N})`, metric: "cpu s", ours: ours.cpu, reference: ref.cpu, ratio: ref.cpu / ours.cpu },
     { case: `${label} (-np ${N})`, metric: "MiB", ours: ours.mib, reference: ref.mib, ratio: ref.mib / ours.mib },
   );
 }

@@ -4,7 +4,7 @@
   per case: read NIfTI (float32, SimpleITK axis order), non-zero mask + binary_fill_holes, crop, seg -1
             outside, instance boxes (np.where per instance), foreground samples [::10] and their stats,
             save the cropped case (.npy), GT caches of the raw label (instances, semantic, boxes json)
-  plan:     median spacing (the anisotropy rule is not exercised by the bench tasks)
+  plan:     median spacing with nnDetection's anisotropy rule
   per case: resize(order=3, mode='edge', anti_aliasing=False, clip=True) per channel in float64, seg order
             0, normalise (CT: clip + z-score with the foreground stats; else per-image z-score), boxes,
             save data/seg .npy + boxes json
@@ -108,7 +108,15 @@ def main():
     cases = sorted({f.split(".")[0][:-5] for f in os.listdir(os.path.join(task, "raw_splitted", "imagesTr"))})
     with Pool(nproc) as pool:
         props = pool.map(crop_case, [(task, out, c, len(mods), mods) for c in cases], chunksize=1)
-        target = np.percentile(np.array([p["spacing"] for p in props]), 50, axis=0)
+        sp = np.array([p["spacing"] for p in props])
+        sz = np.array([[b - a for a, b in p["bbox"]] for p in props])
+        target = np.percentile(sp, 50, axis=0)
+        w = int(np.argmax(target))
+        o = [i for i in range(3) if i != w]
+        tsize = np.percentile(sz, 50, axis=0)
+        if target[w] > 3 * min(target[o]) and tsize[w] * 3 < min(tsize[o]):  # the anisotropy rule (spec 3.4)
+            t = np.percentile(sp[:, w], 10)
+            target[w] = max(min(target[o]), t) + 1e-5 if t < min(target[o]) else t
         fg = [np.load(os.path.join(out, "cropped", f"{c}_fg.npy")) for c in cases]
         fgstats = [stats(np.concatenate([f[m] for f in fg])) for m in range(len(mods))]
         schemes = ["CT" if m == "CT" else "nonCT" for m in mods]

@@ -9,23 +9,21 @@
 //                               {case}_boxes.json, {case}.json (written last: marks the case done)
 //   preprocessed/<plan>/labelsTr/, preprocessed/labelsTr/, labelsTs/   GT caches (gt-cache.ts)
 // Every file is written atomically and every stage skips finished cases, so a killed run resumes.
-// Cases run `np` (crop) / `npp` (preprocess) at a time: the async file reads of one overlap the
-// native-pool work of another.
+// Cases run `np` (crop) / `npp` (preprocess) at a time (capped at the CPU count), each on its own Bun
+// Worker (prep-worker.ts); with 1, or where Workers cannot start, in this thread.
 import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { loadDataset } from "../config/dataset";
-import { readNifti } from "../io/nifti";
-import { readNpy, writeNpy } from "../io/npy";
-import { caseIds, labelFile, labelJsonFile, modalityFile, type TaskDirs } from "../io/task";
-import type { Shape3 } from "../native";
+import { availableParallelism } from "node:os";
+import { readNpy } from "../io/npy";
+import { caseIds, labelFile, labelJsonFile, type TaskDirs } from "../io/task";
 import { planD3V001, type PlannerOptions } from "../plan/planner";
 import { planMarkdown, planSvg } from "../plan/report";
 import { type Plan, parsePlan } from "../plan/types";
 import { checkTask } from "./check";
-import { cropToNonzero, type CroppedCase } from "./crop";
-import { analyzeCase, buildFingerprint, type CaseFingerprint, CaseFingerprintSchema, foregroundSamples, parseFingerprint } from "./fingerprint";
+import { buildFingerprint, type CaseFingerprint, CaseFingerprintSchema, parseFingerprint } from "./fingerprint";
 import { writeGtCache, writeJsonAtomic } from "./gt-cache";
-import { preprocessCase } from "./preprocess";
+import { cropCase, preprocessOne, readInstances, readLabel } from "./prep-case";
 import * as v from "valibot";
 
 export interface PrepOptions {
@@ -45,122 +43,89 @@ export interface PrepSummary {
   seconds: Record<string, number>;
 }
 
-/** Run `fn` over `items`, at most `limit` at a time, in order of start. */
-export async function pool<T>(items: T[], limit: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
+/** Run `fn` over `items`, at most `limit` at a time, in order of start; `slot` < limit names the runner. */
+export async function pool<T>(items: T[], limit: number, fn: (x: T, i: number, slot: number) => Promise<void>): Promise<void> {
   let next = 0;
-  const run = async () => {
+  const run = async (slot: number) => {
     while (next < items.length) {
       const i = next++;
-      await fn(items[i]!, i);
+      await fn(items[i]!, i, slot);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, run));
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, (_, k) => run(k)));
 }
 
-async function readLabel(file: string): Promise<{ seg: Int32Array; shape: Shape3 }> {
-  const img = await readNifti(file);
-  const seg = new Int32Array(img.data.length);
-  for (let i = 0; i < seg.length; i++) seg[i] = Math.round(img.data[i]!);
-  return { seg, shape: img.shape };
-}
+type Job = { op: "crop" | "pre"; args: unknown[] };
 
-function readInstances(file: string): Record<string, number> {
-  const j = JSON.parse(readFileSync(file, "utf8")) as { instances?: Record<string, number> };
-  return { ...(j.instances ?? {}) };
-}
+/** Runs case jobs on Workers (one per slot), or in this thread. */
+class Runner {
+  private seq = 0;
+  private waiting = new Map<number, { resolve: (w: string[]) => void; reject: (e: Error) => void }>();
+  private constructor(private workers: Worker[]) {
+    for (const w of workers) {
+      w.onmessage = (ev: MessageEvent) => {
+        const m = ev.data as { id: number; ok: boolean; warnings?: string[]; error?: string };
+        const p = this.waiting.get(m.id);
+        this.waiting.delete(m.id);
+        if (m.ok) p?.resolve(m.warnings ?? []);
+        else p?.reject(new Error(m.error));
+      };
+    }
+  }
 
-/** Load a case's modalities stacked as float32 [C, …] (all must share one shape). */
-async function readImages(dir: string, caseId: string, channels: number) {
-  const imgs = [];
-  for (let m = 0; m < channels; m++) imgs.push(await readNifti(modalityFile(dir, caseId, m)));
-  const first = imgs[0]!;
-  const n = first.data.length;
-  const data = new Float32Array(channels * n);
-  imgs.forEach((im, m) => {
-    if (im.data.length !== n) throw new Error(`${im.file}: shape ${im.shape} differs from ${first.file}'s ${first.shape}`);
-    data.set(im.data, m * n);
-  });
-  return { data, shape: first.shape, spacing: first.spacing, geometry: first.geometry, files: imgs.map((i) => i.file) };
-}
+  get slots(): number {
+    return Math.max(1, this.workers.length);
+  }
 
-/** Stage 1 for one training case: crop, analyse, GT cache in original space. */
-async function cropCase(t: TaskDirs, pre: string, caseId: string, channels: number, numClasses: number): Promise<void> {
-  const cropDir = join(t.dir, "raw_cropped", "imagesTr");
-  const caseDir = join(pre, "properties", "cases");
-  const img = await readImages(t.imagesTr, caseId, channels);
-  const { seg, shape } = await readLabel(labelFile(t.labelsTr, caseId));
-  if (shape.some((d, i) => d !== img.shape[i])) throw new Error(`${caseId}: label shape ${shape} differs from image shape ${img.shape}`);
-  const instances = readInstances(labelJsonFile(t.labelsTr, caseId));
-  writeGtCache(join(pre, "labelsTr"), caseId, seg, shape, instances);
-  const c = cropToNonzero(img.data, channels, img.shape, seg);
-  const samples = foregroundSamples(c);
-  const fp = analyzeCase({ case: caseId, originalSize: img.shape, spacing: img.spacing, instances }, c, samples, numClasses);
-  const n = c.seg.length;
-  const stacked = new Float32Array((channels + 1) * n);
-  stacked.set(c.data);
-  for (let i = 0; i < n; i++) stacked[channels * n + i] = c.seg[i]!;
-  writeNpy(join(cropDir, `${caseId}.npy`), stacked, [channels + 1, ...c.shape]);
-  const k = samples[0]?.length ?? 0;
-  const fg = new Float32Array(channels * k);
-  samples.forEach((s, m) => fg.set(s, m * k));
-  writeNpy(join(caseDir, `${caseId}_fg.npy`), fg, [channels, k]);
-  writeJsonAtomic(join(caseDir, `${caseId}.json`), fp);
-  writeJsonAtomic(join(cropDir, `${caseId}.json`), {
-    case: caseId,
-    original_size_of_raw_data: img.shape,
-    original_spacing: img.spacing,
-    // relative to the task folder, so a moved task stays valid
-    list_of_data_files: img.files.map((f) => relative(t.dir, f)),
-    seg_file: relative(t.dir, labelFile(t.labelsTr, caseId)),
-    itk_origin: img.geometry.origin,
-    itk_spacing: img.geometry.spacing,
-    itk_direction: img.geometry.direction,
-    instances,
-    crop_bbox: c.bbox,
-    classes: c.classes,
-    size_after_cropping: c.shape,
-  });
-}
+  /** `n` Workers that answered a ping, or an in-thread runner when n ≤ 1 or they cannot start. */
+  static async start(n: number): Promise<Runner> {
+    if (n <= 1) return new Runner([]);
+    const ws: Worker[] = [];
+    try {
+      for (let i = 0; i < n; i++) ws.push(new Worker(new URL("./prep-worker.ts", import.meta.url).href));
+      await Promise.all(
+        ws.map(
+          (w) =>
+            new Promise<void>((resolve, reject) => {
+              const t = setTimeout(() => reject(new Error("prep worker did not start")), 30000);
+              w.onerror = (e) => reject(new Error(String(e.message)));
+              w.onmessage = () => {
+                clearTimeout(t);
+                resolve();
+              };
+              w.postMessage({ id: -1, op: "ping", args: [] });
+            }),
+        ),
+      );
+    } catch {
+      for (const w of ws) w.terminate();
+      return new Runner([]);
+    }
+    return new Runner(ws);
+  }
 
-/** The cropped case back from raw_cropped (memory-mapped). */
-export function loadCropped(cropDir: string, caseId: string): { c: CroppedCase; props: Record<string, unknown> } {
-  const props = JSON.parse(readFileSync(join(cropDir, `${caseId}.json`), "utf8")) as Record<string, unknown>;
-  const arr = readNpy<Float32Array>(join(cropDir, `${caseId}.npy`));
-  const channels = arr.shape[0]! - 1;
-  const shape = arr.shape.slice(1) as Shape3;
-  const n = shape[0] * shape[1] * shape[2];
-  const seg = new Int32Array(n);
-  const s = arr.data.subarray(channels * n);
-  for (let i = 0; i < n; i++) seg[i] = Math.round(s[i]!);
-  return {
-    c: { data: arr.data.subarray(0, channels * n), seg, channels, shape, bbox: props.crop_bbox as [number, number][], classes: props.classes as number[] },
-    props,
-  };
+  run(slot: number, job: Job): Promise<string[]> {
+    const w = this.workers[slot];
+    if (!w) {
+      if (job.op === "crop") return (cropCase as (...a: unknown[]) => Promise<void>)(...job.args).then(() => []);
+      return Promise.resolve((preprocessOne as (...a: unknown[]) => string[])(...job.args));
+    }
+    const id = this.seq++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      w.postMessage({ id, ...job });
+    });
+  }
+
+  close(): void {
+    for (const w of this.workers) w.terminate();
+  }
 }
 
 /** Remove temp files a killed run left behind (`name.tmp-PID`, see writeNpy / writeJsonAtomic). */
 function removeStaleTemps(dir: string): void {
   if (!existsSync(dir)) return;
   for (const f of readdirSync(dir)) if (/\.tmp-\d+$/.test(f)) unlinkSync(join(dir, f));
-}
-
-/** Stage 4 for one case and plan. */
-function preprocessOne(cropDir: string, planDir: string, caseId: string, plan: Plan, log: (l: string) => void): void {
-  const { c, props } = loadCropped(cropDir, caseId);
-  const instances = props.instances as Record<string, number>;
-  const r = preprocessCase(c, props.original_spacing as number[], instances, plan);
-  if (r.lost.length) log(`  warning: ${caseId}: instances ${r.lost.join(", ")} vanished in resampling to ${plan.data_identifier}`);
-  const img = join(planDir, "imagesTr");
-  writeNpy(join(img, `${caseId}.npy`), r.data, [c.channels, ...r.shape]);
-  writeNpy(join(img, `${caseId}_seg.npy`), r.seg, [1, ...r.shape]);
-  writeJsonAtomic(join(img, `${caseId}_boxes.json`), r.boxes);
-  writeGtCache(join(planDir, "labelsTr"), caseId, r.seg, r.shape, instances);
-  writeJsonAtomic(join(img, `${caseId}.json`), {
-    ...props,
-    size_after_resampling: r.shape,
-    spacing_after_resampling: r.spacing,
-    use_nonzero_mask_for_norm: plan.use_mask_for_norm,
-  });
 }
 
 /** Run the whole of prep for one task. Throws (before writing anything) when the check finds problems. */
@@ -195,11 +160,17 @@ export async function prepTask(t: TaskDirs, opts: PrepOptions = {}): Promise<Pre
   if (ids.length === 0) throw new Error(`${t.imagesTr}: no training cases`);
   const todo = ids.filter((id) => !existsSync(join(cropDir, `${id}.json`)) || !existsSync(join(pre, "properties", "cases", `${id}.json`)));
   log(`crop + analyse: ${ids.length} cases (${ids.length - todo.length} already done)`);
+  const cores = availableParallelism();
+  let runner = await Runner.start(Math.min(opts.np ?? 4, cores, todo.length));
   let done = 0;
-  await pool(todo, opts.np ?? 4, async (id) => {
-    await cropCase(t, pre, id, channels, numClasses);
-    log(`  ${id} (${++done}/${todo.length})`);
-  });
+  try {
+    await pool(todo, runner.slots, async (id, _i, slot) => {
+      await runner.run(slot, { op: "crop", args: [t, pre, id, channels, numClasses] });
+      log(`  ${id} (${++done}/${todo.length})`);
+    });
+  } finally {
+    runner.close();
+  }
   lap("crop");
 
   const fps: CaseFingerprint[] = [];
@@ -237,12 +208,16 @@ export async function prepTask(t: TaskDirs, opts: PrepOptions = {}): Promise<Pre
     }
     const left = ids.filter((id) => !existsSync(join(planDir, "imagesTr", `${id}.json`)));
     log(`preprocess ${plan.data_identifier}: ${ids.length} cases (${ids.length - left.length} already done)`);
+    runner = await Runner.start(Math.min(opts.npp ?? 3, cores, left.length));
     let k = 0;
-    await pool(left, opts.npp ?? 3, async (id) => {
-      preprocessOne(cropDir, planDir, id, plan, log);
-      log(`  ${id} (${++k}/${left.length})`);
-      await Promise.resolve();
-    });
+    try {
+      await pool(left, runner.slots, async (id, _i, slot) => {
+        for (const w of await runner.run(slot, { op: "pre", args: [cropDir, planDir, id, plan] })) log(`  ${w}`);
+        log(`  ${id} (${++k}/${left.length})`);
+      });
+    } finally {
+      runner.close();
+    }
   }
   lap("preprocess");
 

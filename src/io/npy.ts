@@ -129,16 +129,26 @@ export function npyHeader(dtype: NpyDtype, shape: number[]): Uint8Array {
 
 /** Write a .npy file atomically (temp file in the same folder, then rename over `path`). */
 export function writeNpy(path: string, data: NpyArray, shape: number[]): void {
+  writeNpyParts(path, [data], shape);
+}
+
+/** Write the concatenation of same-typed arrays as one .npy file (no concatenated copy is made). */
+export function writeNpyParts(path: string, parts: NpyArray[], shape: number[]): void {
   const n = shape.reduce((a, b) => a * b, 1);
-  if (n !== data.length) throw new Error(`writeNpy ${path}: shape ${JSON.stringify(shape)} has ${n} elements, data ${data.length}`);
-  const header = npyHeader(dtypeOf(data), shape);
+  const len = parts.reduce((a, p) => a + p.length, 0);
+  if (n !== len) throw new Error(`writeNpy ${path}: shape ${JSON.stringify(shape)} has ${n} elements, data ${len}`);
+  const dtype = dtypeOf(parts[0]!);
+  if (parts.some((p) => dtypeOf(p) !== dtype)) throw new Error(`writeNpy ${path}: parts of different types`);
+  const header = npyHeader(dtype, shape);
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, "w");
   try {
     writeSync(fd, header);
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    const CH = 1 << 26;
-    for (let off = 0; off < bytes.length; off += CH) writeSync(fd, bytes.subarray(off, Math.min(bytes.length, off + CH)));
+    for (const data of parts) {
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      const CH = 1 << 26;
+      for (let off = 0; off < bytes.length; off += CH) writeSync(fd, bytes.subarray(off, Math.min(bytes.length, off + CH)));
+    }
   } catch (e) {
     closeSync(fd);
     unlinkSync(tmp);
