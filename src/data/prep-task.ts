@@ -57,6 +57,13 @@ export async function pool<T>(items: T[], limit: number, fn: (x: T, i: number, s
 
 type Job = { op: "crop" | "pre"; args: unknown[] };
 
+/** The Worker entry: next to this file in a dev run; in the compiled binary (built with
+ *  src/data/prep-worker.ts as a second entrypoint) at data/prep-worker.ts under the bundle root. */
+function workerUrl(): string {
+  const inBinary = import.meta.url.includes("$bunfs");
+  return new URL(inBinary ? "./data/prep-worker.ts" : "./prep-worker.ts", import.meta.url).href;
+}
+
 /** Runs case jobs on Workers (one per slot), or in this thread. */
 class Runner {
   private seq = 0;
@@ -73,6 +80,10 @@ class Runner {
     }
   }
 
+  get where(): string {
+    return this.workers.length ? `${this.workers.length} workers` : "this thread";
+  }
+
   get slots(): number {
     return Math.max(1, this.workers.length);
   }
@@ -82,7 +93,7 @@ class Runner {
     if (n <= 1) return new Runner([]);
     const ws: Worker[] = [];
     try {
-      for (let i = 0; i < n; i++) ws.push(new Worker(new URL("./prep-worker.ts", import.meta.url).href));
+      for (let i = 0; i < n; i++) ws.push(new Worker(workerUrl()));
       await Promise.all(
         ws.map(
           (w) =>
@@ -163,6 +174,7 @@ export async function prepTask(t: TaskDirs, opts: PrepOptions = {}): Promise<Pre
   const cores = availableParallelism();
   let runner = await Runner.start(Math.min(opts.np ?? 4, cores, todo.length));
   let done = 0;
+  if (todo.length) log(`  on ${runner.where}`);
   try {
     await pool(todo, runner.slots, async (id, _i, slot) => {
       await runner.run(slot, { op: "crop", args: [t, pre, id, channels, numClasses] });
@@ -210,6 +222,7 @@ export async function prepTask(t: TaskDirs, opts: PrepOptions = {}): Promise<Pre
     log(`preprocess ${plan.data_identifier}: ${ids.length} cases (${ids.length - left.length} already done)`);
     runner = await Runner.start(Math.min(opts.npp ?? 3, cores, left.length));
     let k = 0;
+    if (left.length) log(`  on ${runner.where}`);
     try {
       await pool(left, runner.slots, async (id, _i, slot) => {
         for (const w of await runner.run(slot, { op: "pre", args: [cropDir, planDir, id, plan] })) log(`  ${w}`);
