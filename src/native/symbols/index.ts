@@ -4,10 +4,14 @@
 // numbers. Register a new family with one import and one spread.
 import { baseSymbols } from "./base";
 import { prepSymbols } from "./prep";
+import { convSymbols } from "./conv";
+import { engineSymbols } from "./engine";
 
 export const symbols = {
   ...baseSymbols,
   ...prepSymbols,
+  ...convSymbols,
+  ...engineSymbols,
 } as const;
 
 export type Symbols = typeof symbols;

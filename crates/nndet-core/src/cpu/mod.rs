@@ -3,3 +3,8 @@ pub mod convert;
 pub mod features;
 pub mod crop;
 pub mod resample;
+pub mod act;
+pub mod norm;
+pub mod optim;
+pub mod conv3d;
+pub mod convt3d;

@@ -3,3 +3,5 @@
 pub mod base;
 pub mod cuda;
 pub mod prep;
+pub mod engine;
+pub mod conv;

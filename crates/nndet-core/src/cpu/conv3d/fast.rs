@@ -1,0 +1,91 @@
+//! Glue of the fast conv path: workspace layouts, repacks, and the calls into plane.rs (corr/adj) and
+//! wgrad.rs, for a given CPU level (tests call every level; production uses `features::level()`).
+
+use super::layout::{self, build_masks, mask_rows, pack_weights, phase_split, Carve, P, SLOTS};
+use super::plane::{self, Pass};
+use super::reference::Geom;
+use super::simd::lanes;
+use crate::cpu::features::Level;
+
+fn taps(g: &Geom) -> usize {
+    g.k[0] * g.k[1] * g.k[2]
+}
+
+fn strided_hw(g: &Geom) -> bool {
+    g.s[1] * g.s[2] > 1
+}
+
+/// Byte sizes of the buffers a corr (lo <- hi) or adj (hi <- lo) pass carves, valid for every level.
+pub fn plane_sizes(g: &Geom, corr: bool) -> Vec<usize> {
+    let (c_out, c_red) = if corr { (g.c_lo, g.c_hi) } else { (g.c_hi, g.c_lo) };
+    let plane = g.lo[1] * g.lo[2];
+    let mut v = vec![(c_out + 8) * c_red * taps(g) * 4, mask_rows(plane, 1) * SLOTS * 2];
+    if corr && strided_hw(g) {
+        v.push(g.n * g.c_hi * g.hi[0] * g.s[1] * g.s[2] * plane * 4);
+    }
+    v
+}
+
+/// corr: lo (=|+=) corr(hi, w) + bias (Conv3d forward, ConvTranspose3d backward-data).
+/// adj: hi (=|+=) adj(lo, w) + bias (Conv3d backward-data, ConvTranspose3d forward).
+#[allow(clippy::too_many_arguments)]
+pub fn plane_pass(level: Level, g: &Geom, corr: bool, src: &[f32], w: &[f32], bias: &[f32], out: &mut [f32], acc: bool, ws: &mut [u8]) {
+    let plane = g.lo[1] * g.lo[2];
+    let c_out = if corr { g.c_lo } else { g.c_hi };
+    let shape = plane::choose(level, c_out, plane.div_ceil(lanes(level)));
+    plane_pass_shape(level, shape, g, corr, src, w, bias, out, acc, ws)
+}
+
+/// `plane_pass` with a given (G, NV) tile shape from `plane::shapes(level)` (tests run every one).
+#[allow(clippy::too_many_arguments)]
+pub fn plane_pass_shape(
+    level: Level, (gw, nv): (usize, usize), g: &Geom, corr: bool, src: &[f32], w: &[f32], bias: &[f32],
+    out: &mut [f32], acc: bool, ws: &mut [u8],
+) {
+    let l = lanes(level);
+    let plane = g.lo[1] * g.lo[2];
+    let c_out = if corr { g.c_lo } else { g.c_hi };
+    let mut cv = Carve::new(ws);
+    let (c_red, t) = (if corr { g.c_hi } else { g.c_lo }, taps(g));
+    let wpk = cv.f32s(c_out.div_ceil(gw) * gw * c_red * t);
+    let masks = cv.u16s(mask_rows(plane, l) * SLOTS);
+    pack_weights(g, w, corr, gw, wpk);
+    build_masks(g.lo[1], g.lo[2], l, masks);
+    let split = corr && strided_hw(g);
+    let src_p = if split {
+        let ph = cv.f32s(g.n * g.c_hi * g.hi[0] * g.s[1] * g.s[2] * plane);
+        phase_split(g, g.c_hi, src, ph);
+        P::of(ph)
+    } else {
+        P::of(src.as_ptr())
+    };
+    plane::run(Pass {
+        g: *g,
+        level,
+        corr,
+        src: src_p,
+        split,
+        wpk: P::of(wpk),
+        masks: P::of(masks),
+        out: P::of(out.as_mut_ptr()),
+        bias: P::of(bias.as_ptr()),
+        has_bias: !bias.is_empty(),
+        acc,
+        gw,
+        nv,
+    });
+}
+
+/// Bytes of workspace for a pass list: the maximum over passes of its carved size.
+pub fn ws_bytes(passes: &[Vec<usize>]) -> usize {
+    passes.iter().map(|b| layout::carve_size(b)).max().unwrap_or(0)
+}
+
+/// Workspace bytes covering every op (corr, adj, weight gradient) at every CPU level.
+pub fn all_sizes(g: &Geom) -> usize {
+    let mut passes = vec![plane_sizes(g, true), plane_sizes(g, false)];
+    for lv in [Level::Scalar, Level::Avx2, Level::Avx512] {
+        passes.push(super::wgrad::sizes(lv, g));
+    }
+    ws_bytes(&passes)
+}

@@ -1,0 +1,139 @@
+//! Workspace carving and the repacks the fast conv kernels read: packed weights, the plane mask table,
+//! phase-split planes (stride 2 in h/w), and channels-last copies with a zero halo (bwd-weight).
+//!
+//! NOTE: every buffer is rewritten in full on each call (the workspace is the caller's scratch and may hold
+//! anything), and `Carve` refuses to hand out more than the workspace holds (a panic that guard() reports,
+//! never an out-of-bounds write).
+
+use super::reference::Geom;
+use crate::pool::pool;
+
+pub const ALIGN: usize = 64;
+
+/// Bytes a sequence of buffers of these byte sizes needs when carved from an unaligned workspace.
+pub fn carve_size(bytes: &[usize]) -> usize {
+    ALIGN + bytes.iter().map(|b| b.div_ceil(ALIGN) * ALIGN).sum::<usize>()
+}
+
+/// Hands out 64-byte aligned pieces of the caller's workspace.
+pub struct Carve {
+    at: usize,
+    end: usize,
+}
+
+impl Carve {
+    pub fn new(ws: &mut [u8]) -> Carve {
+        let start = ws.as_mut_ptr() as usize;
+        Carve { at: start.div_ceil(ALIGN) * ALIGN, end: start + ws.len() }
+    }
+    fn take(&mut self, bytes: usize) -> usize {
+        let p = self.at;
+        let next = p + bytes.div_ceil(ALIGN) * ALIGN;
+        assert!(next <= self.end, "conv workspace too small for its layout (a bug in workspace_bytes)");
+        self.at = next;
+        p
+    }
+    pub fn f32s(&mut self, n: usize) -> *mut f32 {
+        self.take(n * 4) as *mut f32
+    }
+    pub fn u16s(&mut self, n: usize) -> *mut u16 {
+        self.take(n * 2) as *mut u16
+    }
+}
+
+/// A pointer tasks may share (they write disjoint parts).
+#[derive(Clone, Copy)]
+pub struct P(pub usize);
+impl P {
+    pub fn of<T>(p: *const T) -> P {
+        P(p as usize)
+    }
+    pub fn f(self) -> *mut f32 {
+        self.0 as *mut f32
+    }
+}
+
+/// Mask slot of a (dh, dw) shift in {-1,0,1}^2; slot 4 is "inside the plane".
+pub const fn slot(dh: isize, dw: isize) -> usize {
+    ((dh + 1) * 3 + (dw + 1)) as usize
+}
+pub const SLOTS: usize = 9;
+/// Zero rows after the last vector, so a tile may run past the plane's end.
+pub const MASK_PAD: usize = 8;
+
+pub fn mask_rows(plane: usize, lanes: usize) -> usize {
+    plane.div_ceil(lanes) + MASK_PAD
+}
+
+/// masks[v*9 + slot(dh,dw)] bit l: position p = v*L + l is in the (h x w) plane and (h+dh, w+dw) is too.
+pub fn build_masks(h: usize, w: usize, lanes: usize, masks: *mut u16) {
+    let plane = h * w;
+    let rows = mask_rows(plane, lanes);
+    let m = unsafe { std::slice::from_raw_parts_mut(masks, rows * SLOTS) };
+    m.fill(0);
+    for p in 0..plane {
+        let (v, l) = (p / lanes, p % lanes);
+        let (ph, pw) = ((p / w) as isize, (p % w) as isize);
+        for dh in -1..=1isize {
+            for dw in -1..=1isize {
+                let (y, x) = (ph + dh, pw + dw);
+                if y >= 0 && (y as usize) < h && x >= 0 && (x as usize) < w {
+                    m[v * SLOTS + slot(dh, dw)] |= 1 << l;
+                }
+            }
+        }
+    }
+}
+
+/// Pack weight `[C_lo][C_hi][taps]` as `[group][tap][red][G]` with out = lo channels (out_is_lo) or hi
+/// channels; out channels past the end are zero.
+pub fn pack_weights(g: &Geom, w: &[f32], out_is_lo: bool, gw: usize, dst: *mut f32) {
+    let taps = g.k[0] * g.k[1] * g.k[2];
+    let (c_out, c_red) = if out_is_lo { (g.c_lo, g.c_hi) } else { (g.c_hi, g.c_lo) };
+    let groups = c_out.div_ceil(gw);
+    let per = taps * c_red * gw;
+    let d = P::of(dst);
+    pool().parallel_for(groups, |cg| {
+        let o = unsafe { std::slice::from_raw_parts_mut(d.f().add(cg * per), per) };
+        for t in 0..taps {
+            for r in 0..c_red {
+                for j in 0..gw {
+                    let co = cg * gw + j;
+                    o[(t * c_red + r) * gw + j] = if co >= c_out {
+                        0.0
+                    } else if out_is_lo {
+                        w[(co * g.c_hi + r) * taps + t]
+                    } else {
+                        w[(r * g.c_hi + co) * taps + t]
+                    };
+                }
+            }
+        }
+    });
+}
+
+/// Phase-split the hi tensor `[N][C][HI_d][HI_h][HI_w]` into `[N][C][HI_d][s_h*s_w][LO_h][LO_w]` with
+/// ph[..][a_h*s_w + a_w][j][i] = hi[..][j*s_h + a_h][i*s_w + a_w] (0 past the edge).
+pub fn phase_split(g: &Geom, c: usize, hi: &[f32], dst: *mut f32) {
+    let (sh, sw) = (g.s[1], g.s[2]);
+    let (lh, lw) = (g.lo[1], g.lo[2]);
+    let (hh, hw) = (g.hi[1], g.hi[2]);
+    let per = sh * sw * lh * lw;
+    let d = P::of(dst);
+    pool().parallel_for(g.n * c * g.hi[0], |s| {
+        let o = unsafe { std::slice::from_raw_parts_mut(d.f().add(s * per), per) };
+        let src = &hi[s * hh * hw..][..hh * hw];
+        for ah in 0..sh {
+            for aw in 0..sw {
+                let ob = (ah * sw + aw) * lh * lw;
+                for j in 0..lh {
+                    let y = j * sh + ah;
+                    for i in 0..lw {
+                        let x = i * sw + aw;
+                        o[ob + j * lw + i] = if y < hh && x < hw { src[y * hw + x] } else { 0.0 };
+                    }
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,51 @@
+//! Conv3d on the CPU: dispatch between the fast path (plane.rs forward-type kernel, wgrad.rs weight
+//! gradient; AVX-512 / AVX2 / scalar chosen by `features::level()`) and the plain reference loops
+//! (reference.rs, the test oracle, also ConvTranspose3d's). Arguments were checked by ops::conv.
+//! Shapes: x `[N][Cin][D][H][W]`, w `[Cout][Cin][kd][kh][kw]`, bias `[Cout]`, y `[N][Cout][OD][OH][OW]`.
+
+pub mod fast;
+pub mod layout;
+pub mod peak;
+pub mod plane;
+pub mod reference;
+pub mod simd;
+#[cfg(test)]
+pub mod tests;
+pub mod wgrad;
+
+use crate::cpu::features::{level, Level};
+use crate::ops::conv::Conv3dParams;
+use reference::Geom;
+
+/// Workspace bytes the three conv3d ops need (every level).
+pub fn workspace_bytes(p: &Conv3dParams) -> usize {
+    fast::all_sizes(&Geom::conv(p))
+}
+
+/// y (=|+=) conv(x, w) + bias, at CPU `level`.
+pub fn fwd_at(lv: Level, p: &Conv3dParams, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], ws: &mut [u8]) {
+    fast::plane_pass(lv, &Geom::conv(p), true, x, w, b, y, p.accumulate(), ws);
+}
+
+/// dx (=|+=) d loss / d x, at CPU `level`.
+pub fn bwd_data_at(lv: Level, p: &Conv3dParams, dy: &[f32], w: &[f32], dx: &mut [f32], ws: &mut [u8]) {
+    fast::plane_pass(lv, &Geom::conv(p), false, dy, w, &[], dx, p.accumulate(), ws);
+}
+
+/// dw (=|+=) d loss / d w; db (=|+=) d loss / d bias when has_bias, at CPU `level`.
+pub fn bwd_weight_at(lv: Level, p: &Conv3dParams, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], ws: &mut [u8]) {
+    wgrad::run(lv, &Geom::conv(p), dy, x, dw, p.accumulate(), ws);
+    if p.has_bias != 0 {
+        wgrad::bias_grad(p.n as usize, p.cout as usize, p.out_spatial(), dy, db, p.accumulate());
+    }
+}
+
+pub fn fwd(p: &Conv3dParams, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], ws: &mut [u8]) {
+    fwd_at(level(), p, x, w, b, y, ws)
+}
+pub fn bwd_data(p: &Conv3dParams, dy: &[f32], w: &[f32], dx: &mut [f32], ws: &mut [u8]) {
+    bwd_data_at(level(), p, dy, w, dx, ws)
+}
+pub fn bwd_weight(p: &Conv3dParams, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], ws: &mut [u8]) {
+    bwd_weight_at(level(), p, x, dy, dw, db, ws)
+}
