@@ -3,13 +3,15 @@
 // (unless det_verbose=0), a summary per plan on stdout. Overrides:
 //   planner.memory_gb=N      memory budget of one training step in GiB (default: nnDetection's 11 GB GPU)
 //   planner.budget=nndet|cpu budget preset (cpu: 1.5 GiB, for small CPU runs)
+//   planner.estimator=nndet|engine  memory model: nnDetection's (PyTorch AMP, the default for its 11 GB
+//                            budget) or our engine's exact account (the default for memory_gb and cpu)
 //   planner.batch_size=N     batch size (default 4)
 //   planner.anchor_budget=N  anchor-search evaluations per run (default 5000)
 import { defineCommand } from "citty";
 import { detData, detVerbose } from "../config/env";
 import { prepTask } from "../data/prep-task";
 import { resolveTask } from "../io/task";
-import { memoryBudget } from "../plan/memory";
+import { estimatorFor, memoryBudget } from "../plan/memory";
 import type { PlannerOptions } from "../plan/planner";
 import type { Plan } from "../plan/types";
 
@@ -40,16 +42,16 @@ export function splitPrepArgs(raw: string[]): { tasks: string[]; overrides: Reco
 
 /** Planner options from overrides; unknown keys are errors. */
 export function plannerOptions(o: Record<string, string>): PlannerOptions {
-  const known = ["planner.memory_gb", "planner.budget", "planner.batch_size", "planner.anchor_budget"];
+  const known = ["planner.memory_gb", "planner.budget", "planner.estimator", "planner.batch_size", "planner.anchor_budget"];
   for (const k of Object.keys(o)) if (!known.includes(k)) throw new Error(`unknown override '${k}' (known: ${known.join(", ")})`);
   const num = (k: string) => {
     const v = Number(o[k]);
     if (!Number.isFinite(v) || v <= 0) throw new Error(`${k} must be a positive number, got '${o[k]}'`);
     return v;
   };
-  const opts: PlannerOptions = {
-    budgetBytes: memoryBudget({ memory_gb: o["planner.memory_gb"] !== undefined ? num("planner.memory_gb") : undefined, budget: o["planner.budget"] }),
-  };
+  const b = { memory_gb: o["planner.memory_gb"] !== undefined ? num("planner.memory_gb") : undefined, budget: o["planner.budget"], estimator: o["planner.estimator"] };
+  const est = estimatorFor(b);
+  const opts: PlannerOptions = { budgetBytes: memoryBudget(b), estimator: est.fn, estimatorName: est.name };
   if (o["planner.batch_size"] !== undefined) opts.batchSize = Math.round(num("planner.batch_size"));
   if (o["planner.anchor_budget"] !== undefined) opts.anchorSearch = { budget: Math.round(num("planner.anchor_budget")) };
   return opts;
@@ -77,7 +79,7 @@ export default defineCommand({
   meta: { name: "prep", description: "Check, crop, fingerprint, plan and preprocess tasks" },
   args: {
     tasks: { type: "positional", required: true, description: "Task ids (Task012_LIDC, 012, LIDC); several allowed" },
-    o: { type: "string", description: "Overrides key=value… (planner.memory_gb, planner.budget, planner.batch_size, planner.anchor_budget)" },
+    o: { type: "string", description: "Overrides key=value… (planner.memory_gb, planner.budget, planner.estimator, planner.batch_size, planner.anchor_budget)" },
     full_check: { type: "boolean", description: "Full data check (reads every image) before prep" },
     no_check: { type: "boolean", description: "Skip the data check" },
     np: { type: "string", alias: ["num_processes"], description: "Cases cropped and analysed at once (default 4)" },

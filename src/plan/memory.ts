@@ -4,7 +4,11 @@
 // against an 11 GB "RTX2080TI" budget). Without a GPU we count it instead: `analyticTrainingBytes` is
 // the default estimator (a buffer account of the same step: fp16 activations kept for backward, the
 // fp32 tensors AMP keeps in fp32, the largest transient gradient pair, fp32 grads + Adam moments + fp16
-// weight copies, and the 768 MiB block). The engine's exact account plugs in through `MemoryEstimator`.
+// weight copies, and the 768 MiB block) — it sizes plans like nnDetection's. `engineTrainingBytes` is
+// our own engine's exact buffer account (src/model/memory.ts: fp32 parameters, gradients, momentum and
+// the activation arena): the estimator for budgets that our trainer itself must fit (memory_gb, cpu).
+import type { ArchPlan, Vec3 } from "../model/arch";
+import { memoryAccount } from "../model/memory";
 import type { Architecture, MemoryEstimator } from "./types";
 
 /** nnDetection's budget: 11 523 260 416 B − 11 MiB ("RTX2080TI"), whatever GPU is present. */
@@ -97,3 +101,30 @@ export const analyticTrainingBytes: MemoryEstimator = (arch, patch, batch) => {
   const params = parameterCount(arch) * (4 + 8 + 2); // grads, Adam moments, fp16 weight copies
   return saved + transient + params + OFFSET_BYTES;
 };
+
+/** Exact bytes of one training step of our engine (src/model/memory.ts) for this plan, patch and batch. */
+export const engineTrainingBytes: MemoryEstimator = (arch, patch, batch) => {
+  const plan: ArchPlan = {
+    in_channels: arch.in_channels,
+    start_channels: arch.start_channels,
+    max_channels: arch.max_channels,
+    fpn_channels: arch.fpn_channels,
+    head_channels: arch.head_channels,
+    classifier_classes: arch.classifier_classes,
+    conv_kernels: arch.conv_kernels as Vec3[],
+    strides: arch.strides as Vec3[],
+    decoder_levels: arch.decoder_levels,
+  };
+  return memoryAccount(plan, patch as Vec3, batch, "train").total;
+};
+
+export type EstimatorName = "nndet" | "engine";
+
+/** The estimator for a budget: nnDetection's own budget is sized as nnDetection measures it (PyTorch AMP
+ *  model); any other budget is one our engine must fit, so its exact account decides. `name` overrides. */
+export function estimatorFor(opts: { memory_gb?: number; budget?: string; estimator?: string }): { name: EstimatorName; fn: MemoryEstimator } {
+  const name = opts.estimator ?? (opts.memory_gb === undefined && (opts.budget ?? "nndet") !== "cpu" ? "nndet" : "engine");
+  if (name === "nndet") return { name, fn: analyticTrainingBytes };
+  if (name === "engine") return { name, fn: engineTrainingBytes };
+  throw new Error(`planner.estimator must be 'nndet' or 'engine', got '${name}'`);
+}

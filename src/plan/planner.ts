@@ -129,7 +129,7 @@ export function planMode(fp: Fingerprint, mode: string, opts: PlannerOptions = {
     architecture: arch,
     anchors: { ...levels, stride: 1 },
     anchor_mean_iou: meanIou,
-    memory: { estimator: opts.estimatorName ?? "analytic", budget_bytes: budget, estimated_bytes: estimate },
+    memory: { estimator: opts.estimatorName ?? "nndet", budget_bytes: budget, estimated_bytes: estimate },
     num_instances_per_patch: maxInstancesPerPatch(fp, perm, targetT, patch),
     fingerprint: opts.fingerprintPath ?? "properties/fingerprint.json",
   };

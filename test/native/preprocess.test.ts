@@ -62,6 +62,10 @@ describe("prep arguments", () => {
     });
     expect(plannerOptions({ "planner.memory_gb": "40" }).budgetBytes).toBe(40 * 2 ** 30);
     expect(plannerOptions({}).budgetBytes).toBe(NNDET_BUDGET_BYTES);
+    expect(plannerOptions({}).estimatorName).toBe("nndet");
+    expect(plannerOptions({ "planner.budget": "cpu" }).estimatorName).toBe("engine");
+    expect(plannerOptions({ "planner.memory_gb": "40", "planner.estimator": "nndet" }).estimatorName).toBe("nndet");
+    expect(() => plannerOptions({ "planner.estimator": "gpu" })).toThrow("planner.estimator must be");
     expect(() => plannerOptions({ "planner.nope": "1" })).toThrow("unknown override 'planner.nope'");
     expect(() => plannerOptions({ "planner.memory_gb": "-1" })).toThrow("must be a positive number");
     expect(() => splitPrepArgs(["-o", "novalue"])).toThrow("must be key=value");

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { buildFingerprint, type CaseFingerprint } from "../../src/data/fingerprint";
 import { anchorsPerLevel, filterBoxSizes, levelMultipliers, meanBestIou } from "../../src/plan/anchors";
-import { analyticTrainingBytes, memoryBudget, NNDET_BUDGET_BYTES } from "../../src/plan/memory";
+import { analyticTrainingBytes, engineTrainingBytes, memoryBudget, NNDET_BUDGET_BYTES } from "../../src/plan/memory";
 import { classWeights, planD3V001, planMode } from "../../src/plan/planner";
 import { targetSpacing, transposeForward } from "../../src/plan/spacing";
 import { decoderLevels, initialPatch, padShape, poolAndConv, shrinkPatch } from "../../src/plan/topology";
@@ -157,5 +157,15 @@ describe("memory budget", () => {
     expect(big.patch_size.reduce((a, b) => a * b)).toBeGreaterThan(p.patch_size.reduce((a, b) => a * b));
     const cpu = planMode(fp, "3d", { budgetBytes: memoryBudget({ budget: "cpu" }), anchorSearch: { budget: 200, runs: 1 } });
     expect(analyticTrainingBytes(cpu.architecture, cpu.patch_size, 4)).toBeLessThan(memoryBudget({ budget: "cpu" }));
+  });
+
+  test("with the engine's exact account, the chosen patch fits and one step larger would not", () => {
+    const fp = toyFingerprint();
+    const budget = memoryBudget({ memory_gb: 4 });
+    const p = planMode(fp, "3d", { budgetBytes: budget, estimator: engineTrainingBytes, estimatorName: "engine", anchorSearch: { budget: 200, runs: 1 } });
+    expect(p.memory.estimator).toBe("engine");
+    expect(engineTrainingBytes(p.architecture, p.patch_size, 4)).toBe(p.memory.estimated_bytes);
+    expect(p.memory.estimated_bytes).toBeLessThan(budget);
+    expect(engineTrainingBytes(p.architecture, [p.patch_size[0]! + 32, p.patch_size[1]!, p.patch_size[2]!], 4)).toBeGreaterThan(budget * 0.9);
   });
 });
