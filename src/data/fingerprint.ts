@@ -5,7 +5,8 @@
 // foreground intensity statistics of every 10th foreground voxel (seg > 0, C-order) per modality; over
 // the dataset: the same statistics of the concatenated samples, class counts and IoUs.
 import * as v from "valibot";
-import { type Box, instancesToBoxes, pairwiseIous } from "./boxes";
+import { labelBoxes } from "../native";
+import { type Box, pairwiseIous } from "./boxes";
 import type { CroppedCase } from "./crop";
 import { type IntensityStats, intensityStats } from "./stats";
 
@@ -99,7 +100,7 @@ export function foregroundSamples(c: CroppedCase): Float32Array[] {
 /** Instance and intensity analysis of one cropped case. `numClasses` = number of labels. */
 export function analyzeCase(meta: CaseMeta, c: CroppedCase, samples: Float32Array[], numClasses: number): CaseFingerprint {
   const voxelVolume = meta.spacing.reduce((a, b) => a * b, 1);
-  const { ids, boxes, voxels } = instancesToBoxes(c.seg, c.shape);
+  const { ids, boxes, voxels } = labelBoxes(c.seg, c.shape);
   const classOf = (id: number) => meta.instances[String(id)];
   const numInstances: Record<string, number> = {};
   const volumePerClass: Record<string, number> = {};

@@ -8,7 +8,7 @@
 import { writeFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { writeNpy } from "../io/npy";
-import { instancesToBoxes } from "./boxes";
+import { labelBoxes, type Shape3 } from "../native";
 
 function smallest(maxValue: number, n: number): Uint8Array | Int16Array | Int32Array {
   return maxValue <= 255 ? new Uint8Array(n) : maxValue <= 32767 ? new Int16Array(n) : new Int32Array(n);
@@ -23,7 +23,7 @@ export function writeJsonAtomic(path: string, value: unknown): void {
 
 /** Write the three GT cache files of one case from an instance map (values ≤ 0 are background). */
 export function writeGtCache(dir: string, caseId: string, seg: Int32Array, dims: number[], mapping: Record<string, number>): void {
-  const { ids, boxes } = instancesToBoxes(seg, dims);
+  const { ids, boxes } = labelBoxes(seg, dims as Shape3);
   const known = ids.filter((id) => mapping[String(id)] !== undefined);
   const maxId = ids.length ? ids[ids.length - 1]! : 0;
   const inst = smallest(maxId, seg.length);

@@ -7,7 +7,7 @@ import { join, relative } from "node:path";
 import { readNifti } from "../io/nifti";
 import { readNpy, writeNpyParts, writeNpy } from "../io/npy";
 import { labelFile, labelJsonFile, modalityFile, type TaskDirs } from "../io/task";
-import type { Shape3 } from "../native";
+import { roundLabels, type Shape3 } from "../native";
 import type { Plan } from "../plan/types";
 import type { CroppedCase } from "./crop";
 import { cropToNonzero } from "./crop";
@@ -17,9 +17,7 @@ import { preprocessCase } from "./preprocess";
 
 export async function readLabel(file: string): Promise<{ seg: Int32Array; shape: Shape3 }> {
   const img = await readNifti(file);
-  const seg = new Int32Array(img.data.length);
-  for (let i = 0; i < seg.length; i++) seg[i] = Math.round(img.data[i]!);
-  return { seg, shape: img.shape };
+  return { seg: roundLabels(img.data), shape: img.shape };
 }
 
 export function readInstances(file: string): Record<string, number> {
@@ -84,9 +82,7 @@ export function loadCropped(cropDir: string, caseId: string): { c: CroppedCase; 
   const channels = arr.shape[0]! - 1;
   const shape = arr.shape.slice(1) as Shape3;
   const n = shape[0] * shape[1] * shape[2];
-  const seg = new Int32Array(n);
-  const s = arr.data.subarray(channels * n);
-  for (let i = 0; i < n; i++) seg[i] = Math.round(s[i]!);
+  const seg = roundLabels(arr.data.subarray(channels * n));
   return {
     c: { data: arr.data.subarray(0, channels * n), seg, channels, shape, bbox: props.crop_bbox as [number, number][], classes: props.classes as number[] },
     props,

@@ -3,10 +3,10 @@
 // nearest, instance ids kept; values < −1 become 0), normalise each channel (normalize.ts), and the
 // boxes of the instances present after resampling. Arrays in and out; no file IO (the stage does that,
 // and prediction reuses this for test images).
-import { resample3d, resample3dLabels, type Shape3 } from "../native";
+import { labelBoxes, resample3d, resample3dLabels, type Shape3 } from "../native";
 import type { Plan } from "../plan/types";
 import { resampledShape, transpose } from "../plan/spacing";
-import { type Box, instancesToBoxes } from "./boxes";
+import type { Box } from "./boxes";
 import type { CroppedCase } from "./crop";
 import { normalizeChannel } from "./normalize";
 
@@ -72,7 +72,7 @@ export function preprocessCase(c: CroppedCase, spacing: readonly number[], insta
   mods.forEach((mod, ch) => {
     normalizeChannel(data.subarray(ch * m, (ch + 1) * m), seg, plan.normalization_schemes[mod]!, plan.use_mask_for_norm[mod]!, plan.intensity_properties[mod]);
   });
-  const { ids, boxes } = instancesToBoxes(seg, outShape);
+  const { ids, boxes } = labelBoxes(seg, outShape);
   const known = ids.filter((id) => instances[String(id)] !== undefined);
   const present = new Set(ids);
   return {

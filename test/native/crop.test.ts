@@ -2,6 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import { cropToNonzero } from "../../src/data/crop";
 import { analyzeCase, buildFingerprint, foregroundSamples, parseFingerprint } from "../../src/data/fingerprint";
+import { instancesToBoxes } from "../../src/data/boxes";
+import { labelBoxes, NativeError, roundLabels } from "../../src/native";
 
 function makeCase() {
   // 2 channels of [6, 7, 8]; non-zero region axis0 1..4, axis1 2..5, axis2 1..6 with an enclosed zero voxel.
@@ -62,5 +64,22 @@ describe("fingerprint", () => {
     const back = parseFingerprint(JSON.parse(JSON.stringify(fp)));
     expect(back.intensityProperties["0"]!.mean).toBe(samples[0]![0]!);
     expect(() => parseFingerprint({ ...fp, version: 99 })).toThrow("invalid fingerprint at 'version'");
+  });
+});
+
+describe("labelBoxes (native) equals instancesToBoxes (TS)", () => {
+  test("random label volumes with gaps in the ids, -1 and 0", () => {
+    for (const [dims, k] of [[[9, 7, 11], 13], [[1, 5, 3], 4], [[16, 3, 2], 40]] as [[number, number, number], number][]) {
+      let x = 12345;
+      const seg = Int32Array.from({ length: dims[0] * dims[1] * dims[2] }, () => {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        const v = (x >>> 8) % k;
+        return v === 5 ? 0 : v - 1;
+      });
+      expect(labelBoxes(seg, dims)).toEqual(instancesToBoxes(seg, dims));
+    }
+    expect(labelBoxes(new Int32Array(8).fill(-1), [2, 2, 2])).toEqual({ ids: [], boxes: [], voxels: [] });
+    expect(() => labelBoxes(new Int32Array(7), [2, 2, 2])).toThrow(NativeError);
+    expect(Array.from(roundLabels(new Float32Array([0.2, 1.7, -1, 3])))).toEqual([0, 2, -1, 3]);
   });
 });

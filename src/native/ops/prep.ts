@@ -53,3 +53,33 @@ export function nonzeroMask(
   ];
   return { mask, bbox: bb[1]! > 0 ? box : null };
 }
+
+/** Boxes of every instance id > 0 of a label volume, sorted by id, in nnDetection's box convention
+ *  (x1, y1, x2, y2, z1, z2) with voxels a..b giving [a − 1, b + 1]; and voxel counts. The native twin of
+ *  src/data/boxes.ts `instancesToBoxes` (threaded). */
+export function labelBoxes(seg: Int32Array, dims: Shape3): { ids: number[]; boxes: [number, number, number, number, number, number][]; voxels: number[] } {
+  const d = new Int32Array(dims);
+  const max = new Int32Array(1);
+  check(native().nd_label_extents(seg, seg.length, d, new Float64Array(0), 0, max), "labelBoxes");
+  const m = max[0]!;
+  const ext = new Float64Array((m + 1) * 7);
+  check(native().nd_label_extents(seg, seg.length, d, ext, ext.length, max), "labelBoxes");
+  const ids: number[] = [];
+  const boxes: [number, number, number, number, number, number][] = [];
+  const voxels: number[] = [];
+  for (let id = 1; id <= m; id++) {
+    const r = ext.subarray(id * 7, id * 7 + 7);
+    if (r[6] === 0) continue;
+    ids.push(id);
+    boxes.push([r[0]! - 1, r[2]! - 1, r[1]! + 1, r[3]! + 1, r[4]! - 1, r[5]! + 1]);
+    voxels.push(r[6]!);
+  }
+  return { ids, boxes, voxels };
+}
+
+/** Round a float label map to int32 (threaded). */
+export function roundLabels(src: Float32Array): Int32Array {
+  const dst = new Int32Array(src.length);
+  check(native().nd_round_labels(src, dst, src.length), "roundLabels");
+  return dst;
+}

@@ -1,7 +1,7 @@
 //! Argument checks and dispatch for the preprocessing family: resampling (cpu/resample.rs) and the
 //! crop mask (cpu/crop.rs). Shapes travel as i32 arrays; every volume is [d0, d1, d2], C-order.
 
-use crate::cpu::{crop, resample};
+use crate::cpu::{crop, labels, resample};
 use crate::error::{NdError, NdResult, Status};
 
 fn shape3(v: &[i32], what: &str) -> NdResult<[usize; 3]> {
@@ -76,5 +76,27 @@ pub fn nonzero_mask(data: &[f32], channels: i32, dims: &[i32], mask: &mut [u8], 
     for (o, v) in bbox.iter_mut().zip(b) {
         *o = v as i32;
     }
+    Ok(())
+}
+
+/// Extents of every instance id of a label volume: `max_id` receives the largest id M; when `out` holds
+/// (M + 1) · 7 values they are filled (labels::label_extents), otherwise only `max_id` is set.
+pub fn label_extents(seg: &[i32], dims: &[i32], out: &mut [f64], max_id: &mut i32) -> NdResult<()> {
+    let d = shape3(dims, "dims")?;
+    check_len(seg.len(), d, "seg")?;
+    let m = labels::max_label(seg);
+    *max_id = m;
+    if out.len() == (m as usize + 1) * labels::EXTENT_LEN {
+        labels::label_extents(seg, d, m as usize, out);
+    }
+    Ok(())
+}
+
+/// Round a float label map to i32.
+pub fn round_labels(src: &[f32], dst: &mut [i32]) -> NdResult<()> {
+    if src.len() != dst.len() {
+        return Err(NdError::new(Status::BufferSize, format!("src has {} elements, dst {}", src.len(), dst.len())));
+    }
+    labels::round_to_i32(src, dst);
     Ok(())
 }
