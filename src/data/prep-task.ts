@@ -77,6 +77,11 @@ class Runner {
         if (m.ok) p?.resolve(m.warnings ?? []);
         else p?.reject(new Error(m.error));
       };
+      // A Worker that dies (uncaught error) fails every job in flight rather than leaving prep waiting.
+      w.onerror = (e: ErrorEvent) => {
+        for (const p of this.waiting.values()) p.reject(new Error(`prep worker failed: ${e.message}`));
+        this.waiting.clear();
+      };
     }
   }
 
