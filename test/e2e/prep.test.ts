@@ -102,6 +102,14 @@ describe("nndet prep", () => {
     expect(outputs(join(d, "Task000D3_Example"))).toEqual(outputs(join(copy, "Task000D3_Example")));
   });
 
+  test("a failing case on a Worker fails prep with its message (--no_check)", async () => {
+    const d = await makeTask("e", 24, 3);
+    const t = resolveTask("000", d);
+    const small = await makeTask("f", 16, 1);
+    cpSync(join(resolveTask("000", small).labelsTr, "case_0.nii.gz"), join(t.labelsTr, "case_1.nii.gz"));
+    await expect(prepTask(t, { ...fast, noCheck: true, np: 2 })).rejects.toThrow("label shape");
+  });
+
   test("corrupt raw data stops prep with the check's messages before any output", async () => {
     const d = await makeTask("c", 24, 2);
     const t = resolveTask("000", d);
