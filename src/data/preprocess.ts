@@ -66,7 +66,8 @@ export function preprocessCase(c: CroppedCase, spacing: readonly number[], insta
     }
   }
   const segT = transpose3d(c.seg, c.shape, perm);
-  const seg = same ? (segT === c.seg ? Int32Array.from(segT) : segT) : resample3dLabels(segT, shapeT, outShape);
+  // NOTE: at the target spacing with no transpose the result's seg is c.seg itself (not copied).
+  const seg = same ? segT : resample3dLabels(segT, shapeT, outShape);
   for (let i = 0; i < m; i++) if (seg[i]! < -1) seg[i] = 0;
   const mods = Object.keys(plan.modalities);
   mods.forEach((mod, ch) => {

@@ -99,6 +99,7 @@ export function shrinkPatch(topo: Topology, medianShape: readonly number[]): num
   for (let i = 1; i < ratio.length; i++) if (ratio[i]! >= ratio[axis]!) axis = i;
   const totalStride = topo.divisor;
   const bottleneck = p[axis]! / totalStride[axis]!;
-  p[axis] = p[axis]! - (bottleneck > MIN_FEATURE_MAP_SIZE ? topo.divisor[axis]! : topo.divisor[axis]! / 2);
+  // (an axis that is never pooled has divisor 1: it shrinks by 1, never by half a voxel)
+  p[axis] = p[axis]! - (bottleneck > MIN_FEATURE_MAP_SIZE ? topo.divisor[axis]! : Math.max(1, topo.divisor[axis]! / 2));
   return p;
 }

@@ -81,6 +81,8 @@ describe("rules", () => {
     expect(shrinkPatch(topo, [256, 256, 256])).toEqual([256, 256, 224]);
     expect(shrinkPatch(topo, [256, 200, 256])).toEqual([256, 224, 256]);
     expect(shrinkPatch(poolAndConv([1, 1, 1], [320, 320, 320]), [256, 256, 256])).toEqual([320, 320, 256]);
+    // an unpooled axis at the 4-voxel floor shrinks by a whole voxel
+    expect(shrinkPatch(poolAndConv([8, 1, 1], [4, 64, 64]), [2, 64, 64])).toEqual([3, 64, 64]);
   });
   test("class weights", () => {
     const w = classWeights({ "0": 3, "1": 1 }, 2);
