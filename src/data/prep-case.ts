@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { readNifti } from "../io/nifti";
-import { readNpy, writeNpyParts, writeNpy } from "../io/npy";
+import { readNpy, writeNpy } from "../io/npy";
 import { labelFile, labelJsonFile, modalityFile, type TaskDirs } from "../io/task";
 import { roundLabels, type Shape3 } from "../native";
 import type { Plan } from "../plan/types";
@@ -51,8 +51,10 @@ export async function cropCase(t: TaskDirs, pre: string, caseId: string, channel
   const c = cropToNonzero(img.data, channels, img.shape, seg);
   const samples = foregroundSamples(c);
   const fp = analyzeCase({ case: caseId, originalSize: img.shape, spacing: img.spacing, instances }, c, samples, numClasses);
-  // nnDetection's raw_cropped layout: data channels, then seg as a last float channel
-  writeNpyParts(join(cropDir, `${caseId}.npy`), [c.data, Float32Array.from(c.seg)], [channels + 1, ...c.shape]);
+  // NOTE: nnDetection keeps seg as a last float channel of one npz; separate arrays (as in the
+  // preprocessed folder) spare a conversion and a copy each way.
+  writeNpy(join(cropDir, `${caseId}_seg.npy`), c.seg, [1, ...c.shape]);
+  writeNpy(join(cropDir, `${caseId}.npy`), c.data, [channels, ...c.shape]);
   const k = samples[0]?.length ?? 0;
   const fg = new Float32Array(channels * k);
   samples.forEach((s, m) => fg.set(s, m * k));
@@ -75,16 +77,17 @@ export async function cropCase(t: TaskDirs, pre: string, caseId: string, channel
   });
 }
 
-/** The cropped case back from raw_cropped (memory-mapped). */
+/** The cropped case back from raw_cropped (memory-mapped, copy-on-write). */
 export function loadCropped(cropDir: string, caseId: string): { c: CroppedCase; props: Record<string, unknown> } {
   const props = JSON.parse(readFileSync(join(cropDir, `${caseId}.json`), "utf8")) as Record<string, unknown>;
   const arr = readNpy<Float32Array>(join(cropDir, `${caseId}.npy`));
-  const channels = arr.shape[0]! - 1;
+  const seg = readNpy<Int32Array>(join(cropDir, `${caseId}_seg.npy`));
   const shape = arr.shape.slice(1) as Shape3;
-  const n = shape[0] * shape[1] * shape[2];
-  const seg = roundLabels(arr.data.subarray(channels * n));
+  if (arr.dtype !== "f4" || seg.dtype !== "i4" || seg.shape.slice(1).join() !== shape.join()) {
+    throw new Error(`${cropDir}/${caseId}: cropped data ${arr.dtype} ${JSON.stringify(arr.shape)} and seg ${seg.dtype} ${JSON.stringify(seg.shape)} do not match`);
+  }
   return {
-    c: { data: arr.data.subarray(0, channels * n), seg, channels, shape, bbox: props.crop_bbox as [number, number][], classes: props.classes as number[] },
+    c: { data: arr.data, seg: seg.data, channels: arr.shape[0]!, shape, bbox: props.crop_bbox as [number, number][], classes: props.classes as number[] },
     props,
   };
 }

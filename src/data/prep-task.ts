@@ -1,6 +1,6 @@
 // `nndet prep` as an API (spec §0, §3, §4): check → crop + analyse each case → fingerprint → plans →
 // preprocess each case per plan → GT caches. Output layout under the task folder:
-//   raw_cropped/imagesTr/{case}.npy   float32 [C+1, …] cropped data with seg (−1 outside) as last channel
+//   raw_cropped/imagesTr/{case}.npy   float32 [C, …] cropped data; {case}_seg.npy int32 [1, …] (−1 outside)
 //   raw_cropped/imagesTr/{case}.json  case properties (nnDetection's names)
 //   preprocessed/properties/cases/{case}.json, {case}_fg.npy   per-case fingerprint, foreground samples
 //   preprocessed/properties/fingerprint.json
