@@ -11,4 +11,6 @@ export const verbs: Record<string, Lazy> = {
   env: () => load(import("./env")),
   check: () => load(import("./check")),
   example: () => load(import("./example")),
+  prep: () => load(import("./prep")),
+  unpack: () => load(import("./unpack")),
 };

@@ -1,4 +1,5 @@
 // One typed wrapper per native op, one file per op family (the same families as crates/nndet-core/src/ffi/).
 export * from "./base";
+export * from "./prep";
 export * from "./engine";
 export * from "./conv";

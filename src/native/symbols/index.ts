@@ -3,11 +3,13 @@
 // neither side drifts. Pointers are passed as TypedArrays (never a ptr() kept across calls); u64 lengths as
 // numbers. Register a new family with one import and one spread.
 import { baseSymbols } from "./base";
+import { prepSymbols } from "./prep";
 import { convSymbols } from "./conv";
 import { engineSymbols } from "./engine";
 
 export const symbols = {
   ...baseSymbols,
+  ...prepSymbols,
   ...convSymbols,
   ...engineSymbols,
 } as const;

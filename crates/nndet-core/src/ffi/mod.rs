@@ -2,5 +2,6 @@
 //! function inside `guard()`. Register a new family with one line here.
 pub mod base;
 pub mod cuda;
+pub mod prep;
 pub mod engine;
 pub mod conv;
