@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateExample } from "../src/data/example";
 import { writeNifti } from "../src/io/nifti";
+import type { Geometry } from "../src/io/nifti-header";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, d: string) => {
@@ -63,7 +64,11 @@ async function ctCase(task: string, name: string, shape: [number, number, number
       }
     }
   }
-  const geometry = { spacing: [spacing[2], spacing[1], spacing[0]], origin: [0, 0, 0], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] };
+  const geometry: Geometry = {
+    spacing: [spacing[2]!, spacing[1]!, spacing[0]!],
+    origin: [0, 0, 0],
+    direction: [1, 0, 0, 0, 1, 0, 0, 0, 1],
+  };
   await writeNifti(join(task, "raw_splitted/imagesTr", `${name}_0000.nii.gz`), { data: img, shape, geometry });
   await writeNifti(join(task, "raw_splitted/labelsTr", `${name}.nii.gz`), { data: lab, shape, geometry });
   writeFileSync(join(task, "raw_splitted/labelsTr", `${name}.json`), JSON.stringify({ instances: { "1": 0, "2": 0, "3": 0 } }));

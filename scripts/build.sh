@@ -9,7 +9,7 @@ outdir=dist
 if [ "${1:-}" = "--outdir" ]; then outdir=$2; fi
 bash scripts/build-native.sh
 mkdir -p "$outdir"
-bun build --compile --minify-syntax --minify-whitespace src/main.ts --outfile "$outdir/nndet.tmp" >/dev/null
+bun build --compile --minify-syntax --minify-whitespace src/main.ts src/data/prep-worker.ts --outfile "$outdir/nndet.tmp" >/dev/null
 mv "$outdir/nndet.tmp" "$outdir/nndet"
 for verb in $(bun -e 'import { verbs } from "./src/cli/verbs"; console.log(Object.keys(verbs).join(" "))'); do
   ln -sfn nndet "$outdir/nndet_$verb"

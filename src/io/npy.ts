@@ -93,7 +93,7 @@ export function readNpy<T extends NpyArray = NpyArray>(path: string, opts: { mma
   const at = bytes.byteOffset + offset;
   const data =
     at % C.BYTES_PER_ELEMENT === 0
-      ? new C(bytes.buffer, at, n)
+      ? new C(bytes.buffer as ArrayBuffer, at, n)
       : new C(bytes.buffer.slice(at, at + need) as ArrayBuffer);
   return { dtype, shape, data: data as T };
 }
