@@ -3,9 +3,11 @@
 // neither side drifts. Pointers are passed as TypedArrays (never a ptr() kept across calls); u64 lengths as
 // numbers. Register a new family with one import and one spread.
 import { baseSymbols } from "./base";
+import { detectSymbols } from "./detect";
 
 export const symbols = {
   ...baseSymbols,
+  ...detectSymbols,
 } as const;
 
 export type Symbols = typeof symbols;

@@ -2,3 +2,4 @@
 //! function inside `guard()`. Register a new family with one line here.
 pub mod base;
 pub mod cuda;
+pub mod detect;

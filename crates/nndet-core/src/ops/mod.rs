@@ -1,2 +1,3 @@
 //! One function per op: the argument checks every backend shares, then dispatch. One file per family.
 pub mod base;
+pub mod detect;

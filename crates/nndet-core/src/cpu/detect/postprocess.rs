@@ -1,7 +1,8 @@
 //! Per-patch detection post-processing, mirroring nnDetection
 //! `BaseRetinaNet.postprocess_detections_single_image` (nndet/core/retina.py, spec §5.9): clip boxes to the
-//! patch; flatten probabilities [A, C] anchor-major; keep the `topk` largest (sorted descending, ties to the
-//! lower flat index); keep p > score_thresh; anchor = idx / C, label = idx % C; drop boxes with a side
+//! patch; flatten probabilities [A, C] anchor-major; keep the `min(topk, A)` largest (sorted descending, ties
+//! to the lower flat index; NOTE: [quirk] nnDetection takes `min(topk_candidates, probs.size(0))` on the
+//! unflattened [A, C] tensor, so a patch with fewer than `topk` anchors keeps only A of its A·C scores); keep p > score_thresh; anchor = idx / C, label = idx % C; drop boxes with a side
 //! < min_size; class-wise NMS (nnDetection's label shift, IoU > nms_thresh suppresses); keep the first
 //! `detections_per_img`.
 //!
@@ -67,7 +68,7 @@ pub fn topk_above(probs: &[f32], k: usize, thr: f32) -> Vec<(f32, u32)> {
 }
 
 pub fn postprocess(src: &BoxSource, probs: &[f32], c: usize, shape: [f32; 3], p: &PostParams) -> Detections {
-    let cand = topk_above(probs, p.topk, p.score_thresh);
+    let cand = topk_above(probs, p.topk.min(probs.len() / c), p.score_thresh);
     let mut boxes = Vec::with_capacity(cand.len() * 6);
     let mut scores = Vec::with_capacity(cand.len());
     let mut labels = Vec::with_capacity(cand.len());
