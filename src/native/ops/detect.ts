@@ -18,6 +18,11 @@ function nBoxes(b: Float32Array, what: string): number {
   return b.length / 6;
 }
 
+/** The C ABI takes one count for several arrays: check each array's length here, before the call. */
+function sized(what: string, a: ArrayLike<number>, n: number): void {
+  if (a.length !== n) throw new RangeError(`${what} has ${a.length} elements, expected ${n}`);
+}
+
 function pairwise(a: Float32Array, b: Float32Array, kind: number, eps: number, op: string): Float32Array {
   const out = new Float32Array(nBoxes(a, "boxes1") * nBoxes(b, "boxes2"));
   check(native().nd_box_pairwise(a, a.length, b, b.length, kind, eps, out, out.length), op);
@@ -33,6 +38,7 @@ export const boxCenterDist = (a: Float32Array, b: Float32Array) => pairwise(a, b
 
 function elementwise(a: Float32Array, b: Float32Array, kind: number, eps: number, op: string): Float32Array {
   const out = new Float32Array(nBoxes(a, "boxes1"));
+  sized("boxes2", b, a.length);
   check(native().nd_box_elementwise(a, b, a.length, kind, eps, out, out.length), op);
   return out;
 }
@@ -116,7 +122,8 @@ export function generateAnchors(levels: readonly AnchorLevel[]): Float32Array {
 /** Box coder encode (BoxCoderND.encode_single): deltas (dx, dy, dw, dh, dz, dd) of gt relative to anchors. */
 export function encodeBoxes(gt: Float32Array, anchors: Float32Array, weights: Float32Array = UNIT_WEIGHTS): Float32Array {
   const out = new Float32Array(gt.length);
-  if (anchors.length !== gt.length) throw new RangeError(`anchors has ${anchors.length} floats, gt ${gt.length}`);
+  sized("anchors", anchors, gt.length);
+  sized("weights", weights, 6);
   check(native().nd_box_encode(gt, anchors, gt.length, weights, out), "encodeBoxes");
   return out;
 }
@@ -131,6 +138,7 @@ export function decodeBoxes(
 ): Float32Array {
   if (anchors.length !== deltas.length || out.length !== deltas.length)
     throw new RangeError(`deltas ${deltas.length}, anchors ${anchors.length} and out ${out.length} floats differ`);
+  sized("weights", weights, 6);
   check(native().nd_box_decode(deltas, anchors, deltas.length, weights, clip, out), "decodeBoxes");
   return out;
 }
@@ -253,6 +261,7 @@ export function detectionHeadLoss(x: HeadLossInput, grads?: { logits: Float32Arr
     throw new RangeError(`logits and their gradient need ${a * x.numClasses} floats`);
   for (const [w, v] of [["deltas", x.deltas], ["anchors", x.anchors], ["matchedGt", x.matchedGt], ["grad deltas", gradDeltas]] as const)
     if (v.length !== a * 6) throw new RangeError(`${w} has ${v.length} floats, expected ${a * 6}`);
+  sized("weights", x.weights ?? UNIT_WEIGHTS, 6);
   const losses = new Float64Array(2);
   check(
     native().nd_head_loss(
@@ -312,6 +321,8 @@ export function weightedNms(
 ): Int32Array {
   const keep = new Int32Array(scores.length);
   const count = new Int32Array(1);
+  sized("weights", weights, scores.length);
+  sized("labels", labels, scores.length);
   check(
     native().nd_weighted_nms(boxes, boxes.length, scores, weights, labels, scores.length, iouThreshold, o.plain ? 1 : 0, keep, count),
     "weightedNms",
@@ -336,6 +347,7 @@ export function wbc(
   scoreThreshold = 0,
 ): Detections {
   const n = scores.length;
+  for (const [w, v] of [["labels", labels], ["weights", weights], ["nExp", nExp]] as const) sized(w, v, n);
   const ob = new Float32Array(n * 6);
   const os = new Float32Array(n);
   const ol = new Int32Array(n);
@@ -386,6 +398,7 @@ export function postprocessDetections(x: {
   const ol = new Int32Array(cap);
   const count = new Int32Array(1);
   const anchors = x.anchors ?? new Float32Array(0);
+  if (x.weights) sized("weights", x.weights, 6);
   check(
     native().nd_det_postprocess(
       x.boxes, x.boxes.length, anchors, anchors.length, x.weights ?? UNIT_WEIGHTS, x.clip ?? BBOX_XFORM_CLIP, x.probs,

@@ -9,12 +9,11 @@
 //! IoUs are those of the shifted boxes (and zero-volume boxes of different classes still suppress each
 //! other through their NaN IoU, as in nnDetection). Callers reject NaN/inf input and inverted boxes.
 //!
-//! Plain path: the greedy loop over all later boxes (O(N·kept)). Fast path (thr >= 0): boxes sorted by x1;
-//! a kept box only tests boxes whose x-range can overlap it (x1 in (x1_k - max width, x2_k)), because any
-//! other box has intersection 0 and IoU 0 <= thr; zero-volume boxes are handled as a group (a kept
-//! zero-volume box drops every later zero-volume box). Wide scans are split over the pool.
+//! Plain path: the greedy loop over all later boxes (O(N·kept)). Fast path (thr >= 0): a multi-level grid
+//! (see `nms_fast`) so a kept box only tests boxes that can intersect it; any other box has intersection 0
+//! and IoU 0 <= thr. Zero-volume boxes are handled as a group (a kept zero-volume box drops every later
+//! zero-volume box). The greedy pass is inherently sequential; it is cheap next to building the index.
 use super::boxes::{area, iou_v};
-use crate::pool::pool;
 
 /// Order of boxes by score descending, ties by lower index.
 pub fn order_desc(scores: &[f32]) -> Vec<u32> {
@@ -65,87 +64,139 @@ pub fn nms_plain(boxes: &[f32], scores: &[f32], thr: f32) -> Vec<i32> {
     keep
 }
 
-#[derive(Clone, Copy)]
-struct Sorted {
-    b: [f32; 6],
-    vol: f32,
-    rank: u32,
+/// FxHash (rustc's hasher): cell keys need speed, not DoS resistance.
+#[derive(Default)]
+struct Fx(u64);
+
+impl std::hash::Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        for &x in bytes {
+            self.write_u64(x as u64);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x517cc1b727220a95);
+    }
+    fn write_i64(&mut self, x: i64) {
+        self.write_u64(x as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Cell = (i64, i64, i64);
+
+/// One size level of the spatial index: boxes whose largest side is < `cell` (a power of four), keyed by
+/// the cell of their low corner; `cells` maps a key to its range of `ranks`.
+struct Level {
+    cell: f64,
+    cells: std::collections::HashMap<Cell, (u32, u32), std::hash::BuildHasherDefault<Fx>>,
+    ranks: Vec<u32>,
+}
+
+impl Level {
+    fn key(&self, b: &[f32; 6]) -> Cell {
+        ((b[0] as f64 / self.cell).floor() as i64, (b[1] as f64 / self.cell).floor() as i64, (b[4] as f64 / self.cell).floor() as i64)
+    }
+}
+
+/// Exponent e with 2^e <= m < 2^(e+1) for a positive finite f32 (subnormals count as 2^-127).
+fn exponent(m: f32) -> i32 {
+    ((m.to_bits() >> 23) & 0xff) as i32 - 127
 }
 
 /// Fast greedy NMS (same result as `nms_plain`); falls back to it for thr < 0.
+///
+/// NOTE: boxes go into size levels (cell = a power of four above the largest side, so a box's side is
+/// < cell) keyed by the cell of (x1, y1, z1). A box j can intersect k only if x1_j > x1_k - cell, i.e. its
+/// key lies in [floor(x1_k/cell) - 1, floor(x2_k/cell)] per axis; divisions by a power of two are exact, so
+/// the search misses nothing. When a level has fewer boxes than cells to visit, its boxes are scanned.
 pub fn nms_fast(boxes: &[f32], scores: &[f32], thr: f32) -> Vec<i32> {
     if !(thr >= 0.0) {
         return nms_plain(boxes, scores, thr);
     }
     let order = order_desc(scores);
     let n = order.len();
-    let mut rank = vec![0u32; n];
-    for (r, &i) in order.iter().enumerate() {
-        rank[i as usize] = r as u32;
+    let b: Vec<[f32; 6]> = order.iter().map(|&i| boxes[i as usize * 6..i as usize * 6 + 6].try_into().unwrap()).collect();
+    let vol: Vec<f32> = b.iter().map(|x| area(x)).collect();
+    let mut by_level: std::collections::BTreeMap<i32, Vec<u32>> = Default::default();
+    for r in 0..n {
+        if vol[r] == 0.0 {
+            continue;
+        }
+        let x = &b[r];
+        let m = (x[2] - x[0]).max(x[3] - x[1]).max(x[5] - x[4]);
+        // cell = 4^ceil((e+1)/2) > m: few levels, each searched through at most 4 cells per axis
+        by_level.entry((exponent(m) + 2).div_euclid(2) * 2).or_default().push(r as u32);
     }
-    let mut by_x: Vec<u32> = (0..n as u32).collect();
-    by_x.sort_by(|&a, &b| boxes[a as usize * 6].total_cmp(&boxes[b as usize * 6]).then(a.cmp(&b)));
-    let s: Vec<Sorted> = by_x
-        .iter()
-        .map(|&i| {
-            let b: [f32; 6] = boxes[i as usize * 6..i as usize * 6 + 6].try_into().unwrap();
-            Sorted { b, vol: area(&b), rank: rank[i as usize] }
+    let levels: Vec<Level> = by_level
+        .into_iter()
+        .map(|(e, rs)| {
+            let mut lv = Level { cell: 2f64.powi(e), cells: Default::default(), ranks: Vec::new() };
+            let mut kr: Vec<(Cell, u32)> = rs.iter().map(|&r| (lv.key(&b[r as usize]), r)).collect();
+            kr.sort_unstable();
+            lv.ranks = kr.iter().map(|x| x.1).collect();
+            let mut a = 0;
+            while a < kr.len() {
+                let mut e = a + 1;
+                while e < kr.len() && kr[e].0 == kr[a].0 {
+                    e += 1;
+                }
+                lv.cells.insert(kr[a].0, (a as u32, e as u32));
+                a = e;
+            }
+            lv
         })
         .collect();
-    let x1: Vec<f32> = s.iter().map(|e| e.b[0]).collect();
-    let max_w = s.iter().map(|e| e.b[2] - e.b[0]).fold(0.0f32, f32::max);
-    let mut pos_of_rank = vec![0u32; n];
-    for (p, e) in s.iter().enumerate() {
-        pos_of_rank[e.rank as usize] = p as u32;
-    }
     // Zero-volume boxes by rank: a kept one drops all later ones (NaN IoU).
-    let zero_ranks: Vec<u32> = (0..n as u32).filter(|&r| s[pos_of_rank[r as usize] as usize].vol == 0.0).collect();
+    let zero_ranks: Vec<u32> = (0..n as u32).filter(|&r| vol[r as usize] == 0.0).collect();
     let mut zero_next = 0usize;
     let mut removed = vec![false; n];
     let mut keep = Vec::new();
-    for r in 0..n as u32 {
-        let p = pos_of_rank[r as usize] as usize;
-        if removed[p] {
+    for r in 0..n {
+        if removed[r] {
             continue;
         }
-        let k = s[p];
-        keep.push(order[r as usize] as i32);
-        if k.vol == 0.0 {
-            while zero_next < zero_ranks.len() {
-                let zr = zero_ranks[zero_next];
-                zero_next += 1;
-                if zr > r {
-                    removed[pos_of_rank[zr as usize] as usize] = true;
+        keep.push(order[r] as i32);
+        let k = &b[r];
+        if vol[r] == 0.0 {
+            for &zr in &zero_ranks[zero_next..] {
+                if zr as usize > r {
+                    removed[zr as usize] = true;
                 }
             }
+            zero_next = zero_ranks.len();
             continue;
         }
-        // NOTE: the window is widened by a relative slack so f32 rounding of widths never hides an overlap.
-        let lo_x = k.b[0] - max_w * (1.0 + 1e-5) - k.b[0].abs() * 1e-5 - 1e-30;
-        let lo = x1.partition_point(|&v| v <= lo_x);
-        let hi = x1.partition_point(|&v| v < k.b[2]);
-        if hi <= lo {
-            continue;
-        }
-        let scan = |a: usize, e: usize, rm: *mut bool| {
-            for j in a..e {
-                // SAFETY: each j is written by one task only; reads of other flags are not needed.
-                let rj = unsafe { &mut *rm.add(j) };
-                let sj = &s[j];
-                if *rj || sj.rank <= r {
-                    continue;
-                }
-                let v = iou_v(&k.b, &sj.b, k.vol, sj.vol);
-                if !(v <= thr) {
-                    *rj = true;
-                }
+        let test = |j: u32, removed: &mut [bool]| {
+            let j = j as usize;
+            if j > r && !removed[j] && !(iou_v(k, &b[j], vol[r], vol[j]) <= thr) {
+                removed[j] = true;
             }
         };
-        let rm = removed.as_mut_ptr() as usize;
-        if hi - lo > 16384 {
-            pool().parallel_chunks(hi - lo, 8192, |a, e| scan(lo + a, lo + e, rm as *mut bool));
-        } else {
-            scan(lo, hi, rm as *mut bool);
+        for lv in &levels {
+            let lo = lv.key(k);
+            let hi = lv.key(&[k[2], k[3], 0.0, 0.0, k[5], 0.0]);
+            let (x0, y0, z0) = (lo.0 - 1, lo.1 - 1, lo.2 - 1);
+            let cells = ((hi.0 - x0 + 1) as f64) * ((hi.1 - y0 + 1) as f64) * ((hi.2 - z0 + 1) as f64);
+            if cells >= lv.ranks.len() as f64 {
+                for &j in &lv.ranks {
+                    test(j, &mut removed);
+                }
+                continue;
+            }
+            for ix in x0..=hi.0 {
+                for iy in y0..=hi.1 {
+                    for iz in z0..=hi.2 {
+                        if let Some(&(a, e)) = lv.cells.get(&(ix, iy, iz)) {
+                            for &j in &lv.ranks[a as usize..e as usize] {
+                                test(j, &mut removed);
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
     keep
