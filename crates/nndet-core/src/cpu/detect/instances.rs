@@ -2,7 +2,7 @@
 //! (nndet/io/transforms/instances.py): one box per present id > 0 in ascending id order, edges
 //! `[min - 1, max + 1]` per axis (spec §5.0) as f32. Mask [X, Y, Z] i32 (0 background, -1 outside the
 //! non-zero region: ignored like any id <= 0). One pass over the volume, threaded over slabs of axis 0;
-//! ids are collected in a dense table when the largest id is small, else in a hash map.
+//! small ids are collected in a dense per-task table, very large ones in a hash map.
 use crate::pool::pool;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,49 +17,49 @@ fn merge(e: &mut Ext, o: &Ext) {
     }
 }
 
+/// Ids below this go into a per-task dense table (grown on demand); larger ids into a hash map.
+const DENSE_IDS: usize = 1 << 14;
+
 /// (ids ascending, boxes [n, 6]) of a mask with shape [x, y, z].
 pub fn instances_to_boxes(mask: &[i32], shape: [usize; 3]) -> (Vec<i32>, Vec<f32>) {
     let [sx, sy, sz] = shape;
     let slab = sy * sz;
-    let max_id = {
-        let parts: Mutex<i32> = Mutex::new(0);
-        pool().parallel_chunks(mask.len(), 1 << 16, |s, e| {
-            let m = mask[s..e].iter().copied().max().unwrap_or(0);
-            let mut p = parts.lock().unwrap();
-            *p = (*p).max(m);
-        });
-        parts.into_inner().unwrap()
-    };
-    if max_id <= 0 {
-        return (Vec::new(), Vec::new());
-    }
     let empty: Ext = [i64::MAX, i64::MAX, i64::MAX, i64::MIN, i64::MIN, i64::MIN];
-    let dense = (max_id as usize) <= (mask.len() / 8).max(4096);
     let found: Mutex<HashMap<i32, Ext>> = Mutex::new(HashMap::new());
     let rows_per = ((1 << 16) / slab.max(1)).max(1);
     pool().parallel_chunks(sx, rows_per, |x0, x1| {
-        let mut table: Vec<Ext> = if dense { vec![empty; max_id as usize + 1] } else { Vec::new() };
+        let mut table: Vec<Ext> = Vec::new();
         let mut map: HashMap<i32, Ext> = HashMap::new();
         for x in x0..x1 {
             for y in 0..sy {
                 let row = &mask[x * slab + y * sz..x * slab + (y + 1) * sz];
-                for (z, &id) in row.iter().enumerate() {
+                let mut z = 0;
+                while z < sz {
+                    let id = row[z];
+                    // NOTE: runs of one id along the row update the extent once.
+                    let start = z;
+                    while z < sz && row[z] == id {
+                        z += 1;
+                    }
                     if id <= 0 {
                         continue;
                     }
-                    let p = [x as i64, y as i64, z as i64, x as i64, y as i64, z as i64];
-                    let e = if dense { &mut table[id as usize] } else { map.entry(id).or_insert(empty) };
+                    let p = [x as i64, y as i64, start as i64, x as i64, y as i64, (z - 1) as i64];
+                    let e = if (id as usize) < DENSE_IDS {
+                        if table.len() <= id as usize {
+                            table.resize(id as usize + 1, empty);
+                        }
+                        &mut table[id as usize]
+                    } else {
+                        map.entry(id).or_insert(empty)
+                    };
                     merge(e, &p);
                 }
             }
         }
         let mut f = found.lock().unwrap();
-        let local: Box<dyn Iterator<Item = (i32, Ext)>> = if dense {
-            Box::new(table.into_iter().enumerate().filter(|(_, e)| e[0] != i64::MAX).map(|(i, e)| (i as i32, e)))
-        } else {
-            Box::new(map.into_iter())
-        };
-        for (id, e) in local {
+        let dense = table.into_iter().enumerate().filter(|(_, e)| e[0] != i64::MAX).map(|(i, e)| (i as i32, e));
+        for (id, e) in dense.chain(map) {
             merge(f.entry(id).or_insert(empty), &e);
         }
     });
