@@ -15,10 +15,13 @@
 //! zero-volume box). The greedy pass is inherently sequential; it is cheap next to building the index.
 use super::boxes::{area, iou_v};
 
-/// Order of boxes by score descending, ties by lower index.
+/// Order of boxes by score descending, ties (including -0 vs +0) by lower index; callers reject NaN.
 pub fn order_desc(scores: &[f32]) -> Vec<u32> {
     let mut o: Vec<u32> = (0..scores.len() as u32).collect();
-    o.sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]).then(a.cmp(&b)));
+    o.sort_by(|&a, &b| {
+        let (x, y) = (scores[a as usize], scores[b as usize]);
+        y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b))
+    });
     o
 }
 
@@ -130,7 +133,18 @@ pub fn nms_fast(boxes: &[f32], scores: &[f32], thr: f32) -> Vec<i32> {
         // cell = 4^ceil((e+1)/2) > m: few levels, each searched through at most 4 cells per axis
         by_level.entry((exponent(m) + 2).div_euclid(2) * 2).or_default().push(r as u32);
     }
-    let levels: Vec<Level> = by_level
+    // A sparse level costs more lookups than it saves: fold it into the next larger one (still side < cell).
+    let mut merged: Vec<(i32, Vec<u32>)> = Vec::new();
+    let mut carry: Vec<u32> = Vec::new();
+    let lv: Vec<(i32, Vec<u32>)> = by_level.into_iter().collect();
+    for (i, (e, mut rs)) in lv.iter().cloned().enumerate() {
+        rs.append(&mut carry);
+        match lv.get(i + 1) {
+            Some((_, next)) if rs.len() * 8 < next.len() => carry = rs,
+            _ => merged.push((e, rs)),
+        }
+    }
+    let levels: Vec<Level> = merged
         .into_iter()
         .map(|(e, rs)| {
             let mut lv = Level { cell: 2f64.powi(e), cells: Default::default(), ranks: Vec::new() };
