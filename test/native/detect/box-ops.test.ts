@@ -1,12 +1,12 @@
 // Parity of the box ops, coder, anchors, instances->boxes and TTA/tile weights with nnDetection's own outputs
-// (test/fixtures/parity: box_ops.json, coder.json, anchors.json, instances_to_boxes.json, tta.json, wbc.json).
+// (test/fixtures/parity: box_ops.json, coder.json, anchors.json, instances_to_boxes.json).
 import { describe, expect, test } from "bun:test";
 import {
   boxAreasCenters, boxCenterDist, boxGiou, boxGiouElementwise, boxIou, boxIouElementwise, clipBoxes,
   decodeBoxes, encodeBoxes, generateAnchors, instancesToBoxes, removeSmallBoxes,
 } from "../../../src/native";
 import { anchorCounts, anchorLevels } from "../../../src/model/anchors";
-import { boxCentersTs, invertMirrorBoxes, tileWeights, TTA_MIRROR_DIMS } from "../../../src/model/boxes";
+import { boxCentersTs } from "../../../src/model/boxes";
 import { expectClose, expectSame, f32, fixture, flat, i32 } from "./util";
 
 const TOL = [1e-6, 1e-6] as const;
@@ -97,24 +97,4 @@ describe("instances_to_boxes.json", () => {
       expectSame(classes, flat(c.np_classes), "classes");
     });
   }
-});
-
-describe("tta.json", () => {
-  const fx = fixture("tta.json");
-  test("transform order", () => expect(TTA_MIRROR_DIMS.map((d) => [...d])).toEqual(fx.mirror_dims));
-  fx.cases.forEach((c: { tile_size: number[]; boxes: number[][]; inverse_boxes: number[][][] }, k: number) => {
-    test(`case ${k}`, () => {
-      const b = f32(c.boxes);
-      TTA_MIRROR_DIMS.forEach((dims, t) =>
-        expectClose(invertMirrorBoxes(b, dims, c.tile_size), flat(c.inverse_boxes[t]!), 0, 0, `transform ${t}`),
-      );
-    });
-  });
-});
-
-describe("tile weights (wbc.json)", () => {
-  const fx = fixture("wbc.json");
-  fx.tile_weight_cases.forEach((c: { tile_size: number[]; centers: number[][]; weights: number[] }, k: number) => {
-    test(`case ${k}`, () => expectClose(tileWeights(f32(c.centers), c.tile_size), c.weights, 1e-6, 1e-5, "weights"));
-  });
 });

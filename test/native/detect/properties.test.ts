@@ -4,7 +4,7 @@
 // or the documented result, never a crash.
 import { describe, expect, test } from "bun:test";
 import {
-  atssMatch, boxIou, generateAnchors, hardNegativeSample, NativeError, nms3d, postprocessDetections, Status,
+  atssMatch, boxIou, decodeBoxes, generateAnchors, hardNegativeSample, NativeError, nms3d, postprocessDetections, Status,
   wbc, weightedNms,
 } from "../../../src/native";
 
@@ -146,6 +146,9 @@ describe("atss, sampler, postprocess edge cases", () => {
     const d = postprocessDetections({ boxes: deltas, anchors, probs, numClasses: 2, imageShape: [16, 16, 16] });
     expect(d.scores.length).toBeGreaterThan(0);
     expect(d.scores.every((s) => !Number.isNaN(s))).toBe(true);
+    const e = postprocessDetections({ boxes: decodeBoxes(deltas, anchors), probs, numClasses: 2, imageShape: [16, 16, 16] });
+    expect(Array.from(e.boxes)).toEqual(Array.from(d.boxes));
+    expect(Array.from(e.labels)).toEqual(Array.from(d.labels));
     expectNativeError(
       () => postprocessDetections({ boxes: deltas.subarray(6), anchors, probs, numClasses: 2, imageShape: [16, 16, 16] }),
       Status.BufferSize,
