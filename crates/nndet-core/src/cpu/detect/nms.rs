@@ -12,8 +12,10 @@
 //! Plain path: the greedy loop over all later boxes (O(N·kept)). Fast path (thr >= 0): a multi-level grid
 //! (see `nms_fast`) so a kept box only tests boxes that can intersect it; any other box has intersection 0
 //! and IoU 0 <= thr. Zero-volume boxes are handled as a group (a kept zero-volume box drops every later
-//! zero-volume box). The greedy pass is inherently sequential; it is cheap next to building the index.
+//! zero-volume box). The greedy pass is sequential; with labels, each label runs as its own task when the
+//! shift provably separates them (see `classes_independent`).
 use super::boxes::{area, iou_v};
+use crate::pool::pool;
 
 /// Order of boxes by score descending, ties (including -0 vs +0) by lower index; callers reject NaN.
 pub fn order_desc(scores: &[f32]) -> Vec<u32> {
@@ -216,6 +218,39 @@ pub fn nms_fast(boxes: &[f32], scores: &[f32], thr: f32) -> Vec<i32> {
     keep
 }
 
+/// Labels of the shifted boxes can be run independently (in parallel) when the shift really separates them:
+/// coordinates >= 0 (so label blocks cannot overlap), shifted values small enough that f32 keeps them apart,
+/// and no zero-volume box (whose NaN IoU would reach across labels, as in nnDetection).
+fn classes_independent(boxes: &[f32], shifted: &[f32]) -> bool {
+    boxes.iter().all(|&v| v >= 0.0)
+        && shifted.iter().all(|&v| v.abs() < (1 << 23) as f32)
+        && shifted.chunks_exact(6).all(|b| area(b) > 0.0)
+}
+
+/// Class-wise greedy NMS with one task per label; the keep lists merge back into score order, which is the
+/// order the single greedy pass over all labels produces when labels cannot suppress each other.
+fn nms_by_class(shifted: &[f32], scores: &[f32], labels: &[i32], thr: f32) -> Vec<i32> {
+    let mut groups: std::collections::BTreeMap<i32, Vec<u32>> = Default::default();
+    for (i, &l) in labels.iter().enumerate() {
+        groups.entry(l).or_default().push(i as u32);
+    }
+    let groups: Vec<Vec<u32>> = groups.into_values().collect();
+    let kept: Vec<std::sync::Mutex<Vec<i32>>> = groups.iter().map(|_| Default::default()).collect();
+    pool().parallel_for(groups.len(), |g| {
+        let idx = &groups[g];
+        let b: Vec<f32> = idx.iter().flat_map(|&i| shifted[i as usize * 6..i as usize * 6 + 6].iter().copied()).collect();
+        let s: Vec<f32> = idx.iter().map(|&i| scores[i as usize]).collect();
+        let k = nms_fast(&b, &s, thr).into_iter().map(|j| idx[j as usize] as i32).collect();
+        *kept[g].lock().unwrap() = k;
+    });
+    let mut keep: Vec<i32> = kept.into_iter().flat_map(|m| m.into_inner().unwrap()).collect();
+    keep.sort_by(|&a, &b| {
+        let (x, y) = (scores[a as usize], scores[b as usize]);
+        y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b))
+    });
+    keep
+}
+
 /// NMS dispatch: class-wise when `labels` is given (nnDetection's shift), fast path unless `plain`.
 pub fn nms(boxes: &[f32], scores: &[f32], labels: Option<&[i32]>, thr: f32, plain: bool) -> Vec<i32> {
     if scores.is_empty() {
@@ -225,6 +260,9 @@ pub fn nms(boxes: &[f32], scores: &[f32], labels: Option<&[i32]>, thr: f32, plai
     let b = match labels {
         Some(l) => {
             shifted = shift_by_label(boxes, l);
+            if !plain && thr >= 0.0 && scores.len() >= 4096 && classes_independent(boxes, &shifted) {
+                return nms_by_class(&shifted, scores, l, thr);
+            }
             &shifted[..]
         }
         None => boxes,
@@ -269,7 +307,7 @@ mod tests {
     #[test]
     fn fast_equals_plain() {
         let mut seed = 3u64;
-        for &(n, ext) in &[(1usize, 10.0f32), (50, 30.0), (400, 60.0), (3000, 120.0)] {
+        for &(n, ext) in &[(1usize, 10.0f32), (50, 30.0), (400, 60.0), (5000, 120.0)] {
             for deg in [false, true] {
                 let (b, s, l) = random_boxes(n, &mut seed, ext, deg);
                 for thr in [0.0f32, 1e-5, 0.1, 0.5, 0.9, 1.0, -0.5] {
