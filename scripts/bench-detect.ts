@@ -3,7 +3,8 @@
 //   ATSS on one 160³ patch with a 4-level, 27-anchor plan (strides 4, 8, 16, 32: 1 974 375 anchors) and
 //   1 / 5 / 20 GT boxes; NMS (IoU 0.5) on 10^4 and 10^5 clustered boxes; WBC on 40 models x 100 boxes.
 // Inputs are generated here (seeded) and written to a temp folder for the reference. Medians of REPEATS
-// runs after one warm-up.
+// runs after one warm-up. "results" = positive anchors / kept boxes / clusters; a warning is printed if the
+// reference's count differs.
 //   usage: bun scripts/bench-detect.ts [--json] [--repeats N]
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -58,7 +59,14 @@ function clustered(n: number, objects: number, extent: number, seed: number) {
 
 const dir = mkdtempSync(join(tmpdir(), "nndet-bench-detect-"));
 const threads = cpuInfo().threads;
-type Case = { name: string; kind: string; files: Record<string, string>; params: Record<string, unknown>; ours: number };
+type Case = {
+  name: string;
+  kind: string;
+  files: Record<string, string>;
+  params: Record<string, unknown>;
+  ours: number;
+  count: number;
+};
 const cases: Case[] = [];
 const write = (name: string, a: Float32Array | Int32Array) => {
   writeFileSync(join(dir, name), new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
@@ -86,7 +94,9 @@ try {
       gt.set([c[0]! - s[0]! / 2, c[1]! - s[1]! / 2, c[0]! + s[0]! / 2, c[1]! + s[1]! / 2, c[2]! - s[2]! / 2, c[2]! + s[2]! / 2], 6 * i);
     }
     const ours = median(() => atssMatch(gt, anchors, perLevel, perLocation));
+    const count = atssMatch(gt, anchors, perLevel, perLocation).filter((m) => m >= 0).length;
     cases.push({
+      count,
       name: `atss 160^3 ${anchors.length / 6} anchors, ${g} GT`, kind: "atss",
       files: { gt: write(`gt${g}.bin`, gt), anchors: "anchors.bin" }, params: { per_level: perLevel, per_loc: perLocation }, ours,
     });
@@ -95,6 +105,7 @@ try {
     const { boxes, scores } = clustered(n, objects, extent, n);
     const ours = median(() => nms3d(boxes, scores, 0.5));
     cases.push({
+      count: nms3d(boxes, scores, 0.5).length,
       name: `nms ${n} boxes (${objects} clusters), IoU 0.5`, kind: "nms",
       files: { boxes: write(`nb${n}.bin`, boxes), scores: write(`ns${n}.bin`, scores) },
       params: { thr: 0.5, full_matrix: n <= 10_000 }, ours,
@@ -109,6 +120,7 @@ try {
     const nExp = new Float32Array(n).fill(40);
     const ours = median(() => wbc(boxes, scores, labels, weights, nExp, 0.5, 0));
     cases.push({
+      count: wbc(boxes, scores, labels, weights, nExp, 0.5, 0).scores.length,
       name: "wbc 40 models x 100 boxes, IoU 0.5", kind: "wbc",
       files: {
         boxes: write("wb.bin", boxes), scores: write("ws.bin", scores), labels: write("wl.bin", labels),
@@ -117,13 +129,16 @@ try {
       params: { thr: 0.5 }, ours,
     });
   }
-  writeFileSync(join(dir, "cases.json"), JSON.stringify(cases.map(({ ours: _, ...c }) => c)));
+  writeFileSync(join(dir, "cases.json"), JSON.stringify(cases.map(({ ours: _o, count: _c, ...c }) => c)));
   const py = spawnSync("/usr/bin/python3", [join(import.meta.dir, "bench/detect_ref.py"), dir, String(threads), String(repeats)], {
     encoding: "utf8",
     maxBuffer: 1 << 24,
   });
   if (py.status !== 0) throw new Error(`reference failed: ${py.stderr}`);
-  const ref = JSON.parse(py.stdout) as Record<string, { s: number }>;
+  const ref = JSON.parse(py.stdout) as Record<string, { s: number; count: number }>;
+  for (const c of cases)
+    if (ref[c.name]!.count !== c.count)
+      console.error(`warning: ${c.name}: ours gives ${c.count} results, the reference ${ref[c.name]!.count}`);
   const rows = cases.map((c) => {
     const reference = ref[c.name]!.s;
     return { case: c.name, metric: "s", ours: c.ours, reference, ratio: reference / c.ours };
@@ -131,9 +146,13 @@ try {
   if (asJson) console.log(JSON.stringify(rows));
   else {
     console.log(`detection core vs nnDetection's functions in PyTorch ${threads} thread(s), median of ${repeats}`);
-    console.log(`${"case".padEnd(52)} ${"ours (ms)".padStart(10)} ${"torch (ms)".padStart(11)} ${"ratio".padStart(8)}`);
-    for (const r of rows)
-      console.log(`${r.case.padEnd(52)} ${(r.ours * 1e3).toFixed(2).padStart(10)} ${(r.reference * 1e3).toFixed(2).padStart(11)} ${r.ratio.toFixed(1).padStart(8)}`);
+    console.log(`${"case".padEnd(52)} ${"ours (ms)".padStart(10)} ${"torch (ms)".padStart(11)} ${"ratio".padStart(8)} ${"results".padStart(8)}`);
+    rows.forEach((r, i) =>
+      console.log(
+        `${r.case.padEnd(52)} ${(r.ours * 1e3).toFixed(2).padStart(10)} ${(r.reference * 1e3).toFixed(2).padStart(11)} ` +
+          `${r.ratio.toFixed(1).padStart(8)} ${String(cases[i]!.count).padStart(8)}`,
+      ),
+    );
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -2,7 +2,8 @@
 faithfully in torch (nndet/core/boxes/ops.py box_iou/box_center_dist, matcher/atss.py ATSSMatcher,
 nms.py nms_cpu, inference/detection/wbc.py wbc/batched_wbc), timed on inputs the TS script wrote.
 
-usage: /usr/bin/python3 scripts/bench/detect_ref.py DIR THREADS REPEATS  -> one JSON object on stdout
+usage: /usr/bin/python3 scripts/bench/detect_ref.py DIR THREADS REPEATS  -> one JSON object on stdout,
+{case: {s: median seconds, count: positive anchors / kept boxes / clusters, to cross-check the results}}
 DIR holds cases.json (list of {name, kind, files, params}) and the raw little-endian arrays it names.
 """
 import json
@@ -152,10 +153,13 @@ def main():
                 t = time.perf_counter()
                 r = fn()
                 times.append(time.perf_counter() - t)
-            extra = {}
             if c["kind"] == "nms":
-                extra["kept"] = int(r.numel())
-            res[c["name"]] = {"s": statistics.median(times), **extra}
+                count = int(r.numel())
+            elif c["kind"] == "atss":
+                count = int((r >= 0).sum())
+            else:
+                count = sum(len(s) for _, s in r)
+            res[c["name"]] = {"s": statistics.median(times), "count": count}
     print(json.dumps(res))
 
 
