@@ -1,7 +1,8 @@
 // Benchmark of the detection core against nnDetection's functions in PyTorch on this machine
 // (scripts/bench/detect_ref.py, run by /usr/bin/python3 with the same thread count):
 //   ATSS on one 160³ patch with a 4-level, 27-anchor plan (strides 4, 8, 16, 32: 1 974 375 anchors) and
-//   1 / 5 / 20 GT boxes; NMS (IoU 0.5) on 10^4 and 10^5 clustered boxes; WBC on 40 models x 100 boxes.
+//   1 / 5 / 20 GT boxes; per-patch post-processing and hard-negative sampling on that anchor set; NMS
+//   (IoU 0.5) on 10^4 and 10^5 clustered boxes; WBC on 40 models x 100 boxes.
 // Inputs are generated here (seeded) and written to a temp folder for the reference. Medians of REPEATS
 // runs after one warm-up. "results" = positive anchors / kept boxes / clusters; a warning is printed if the
 // reference's count differs.
@@ -11,7 +12,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { anchorCounts } from "../src/model/anchors";
-import { atssMatch, cpuInfo, generateAnchors, nms3d, wbc, type AnchorLevel } from "../src/native";
+import {
+  atssMatch, cpuInfo, generateAnchors, hardNegativeSample, nms3d, postprocessDetections, wbc, type AnchorLevel,
+} from "../src/native";
 
 const args = process.argv.slice(2);
 const asJson = args.includes("--json");
@@ -99,6 +102,32 @@ try {
       count,
       name: `atss 160^3 ${anchors.length / 6} anchors, ${g} GT`, kind: "atss",
       files: { gt: write(`gt${g}.bin`, gt), anchors: "anchors.bin" }, params: { per_level: perLevel, per_loc: perLocation }, ours,
+    });
+  }
+  {
+    // Per-patch post-processing of the same patch: 1 class, sigmoid probabilities around the 0.01 prior.
+    const a = anchors.length / 6;
+    const r = rng(41);
+    const deltas = new Float32Array(a * 6).map(() => (r() - 0.5) * 0.5);
+    const probs = new Float32Array(a).map(() => 1 / (1 + Math.exp(-(-4.6 + 3 * (r() + r() + r() - 1.5)))));
+    const run = () => postprocessDetections({ boxes: deltas, anchors, probs, numClasses: 1, imageShape: [160, 160, 160] });
+    const ours = median(run);
+    cases.push({
+      count: run().scores.length,
+      name: `postprocess 160^3 ${a} anchors, top 10000, NMS 0.6`, kind: "postprocess",
+      files: { deltas: write("pd.bin", deltas), anchors: "anchors.bin", probs: write("pp.bin", probs) },
+      params: { shape: [160, 160, 160] }, ours,
+    });
+    // Hard-negative sampling over a batch of 4 such patches (labels from ATSS-like sparse positives).
+    const labels = new Int32Array(4 * a).map(() => (r() < 2e-4 ? 1 : r() < 0.001 ? -1 : 0));
+    const logits = new Float32Array(4 * a).map(() => -4.6 + 3 * (r() - 0.5));
+    const samp = () => hardNegativeSample(labels, logits, 1, { batch: 4, seed: 1 });
+    const oursS = median(samp);
+    const sres = samp();
+    cases.push({
+      count: sres.pos.length + sres.neg.length,
+      name: `hard-negative sampler, batch 4 x ${a} anchors`, kind: "sampler",
+      files: { labels: write("sl.bin", labels), logits: write("sg.bin", logits) }, params: { batch: 4 }, ours: oursS,
     });
   }
   for (const [n, objects, extent] of [[10_000, 50, 160], [100_000, 500, 400]] as const) {

@@ -1,12 +1,15 @@
 """PyTorch CPU reference for scripts/bench-detect.ts: nnDetection's detection functions re-implemented
 faithfully in torch (nndet/core/boxes/ops.py box_iou/box_center_dist, matcher/atss.py ATSSMatcher,
-nms.py nms_cpu, inference/detection/wbc.py wbc/batched_wbc), timed on inputs the TS script wrote.
+nms.py nms_cpu/batched_nms, coder.py decode_single, retina.py postprocess_detections_single_image,
+sampler.py HardNegativeSamplerBatched, inference/detection/wbc.py wbc/batched_wbc), timed on inputs the TS
+script wrote.
 
 usage: /usr/bin/python3 scripts/bench/detect_ref.py DIR THREADS REPEATS  -> one JSON object on stdout,
 {case: {s: median seconds, count: positive anchors / kept boxes / clusters, to cross-check the results}}
 DIR holds cases.json (list of {name, kind, files, params}) and the raw little-endian arrays it names.
 """
 import json
+import math
 import statistics
 import sys
 import time
@@ -119,6 +122,57 @@ def batched_wbc(boxes, scores, labels, weights, iou_thresh, n_exp, score_thresh)
     return out
 
 
+def decode(rel_codes, boxes, clip=math.log(1000. / 16)):
+    """BoxCoderND.decode_single with weights 1."""
+    out = []
+    for lo, hi, dc, ds in ((0, 2, 0, 2), (1, 3, 1, 3), (4, 5, 4, 5)):
+        w = boxes[:, hi] - boxes[:, lo]
+        c = boxes[:, lo] + 0.5 * w
+        pc = rel_codes[:, dc] * w + c
+        pw = torch.exp(torch.clamp(rel_codes[:, ds], max=clip)) * w
+        out.append((pc - 0.5 * pw, pc + 0.5 * pw))
+    (x1, x2), (y1, y2), (z1, z2) = out
+    return torch.stack((x1, y1, x2, y2, z1, z2), dim=1)
+
+
+def batched_nms(boxes, scores, idxs, thresh):
+    offsets = idxs.to(boxes) * (boxes.max() + 1)
+    return nms_cpu(boxes + offsets[:, None], scores, thresh)
+
+
+def postprocess(deltas, anchors, probs, shape, topk=10000, score_thresh=0., min_size=0.01, nms_thresh=0.6, det=100):
+    """BaseRetinaNet.postprocess_detections_single_image after decoding every anchor (as nnDetection does)."""
+    boxes = decode(deltas, anchors)
+    for k, ax in enumerate((0, 1, 0, 1, 2, 2)):
+        boxes[:, k].clamp_(min=0, max=shape[ax])
+    c = probs.shape[1]
+    num_topk = min(topk, boxes.size(0))
+    p, idx = probs.flatten().sort(descending=True)
+    p, idx = p[:num_topk], idx[:num_topk]
+    keep = p > score_thresh
+    p, idx = p[keep], idx[keep]
+    b, labels = boxes[idx // c], idx % c
+    ws, hs, ds = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1], b[:, 5] - b[:, 4]
+    keep = (ws >= min_size) & (hs >= min_size) & (ds >= min_size)
+    b, p, labels = b[keep], p[keep], labels[keep]
+    keep = batched_nms(b, p, labels, nms_thresh)[:det]
+    return b[keep], p[keep], labels[keep]
+
+
+def hnm_sample(labels, logits, batch, bspi=32, pf=0.33, min_neg=1, pool_size=20):
+    """HardNegativeSamplerBatched with fg probs = max sigmoid over classes."""
+    fg = logits.sigmoid().max(dim=1)[0]
+    positive = torch.where(labels >= 1)[0]
+    negative = torch.where(labels == 0)[0]
+    num_pos = min(positive.numel(), int(bspi * batch * pf))
+    pos = positive[torch.randperm(positive.numel())[:num_pos]]
+    num_neg = min(negative.numel(), max(int(max(1, num_pos) * abs(1 - 1. / pf)), min_neg))
+    pool = min(negative.numel(), int(num_neg * pool_size))
+    _, pool_idx = fg[negative].topk(pool, sorted=True)
+    neg = negative[pool_idx][torch.randperm(pool)[:num_neg]]
+    return pos, neg
+
+
 def load(d, name, dtype, shape):
     return torch.from_numpy(np.fromfile(d / name, dtype=dtype).reshape(shape))
 
@@ -140,6 +194,15 @@ def main():
                 s = load(d, c["files"]["scores"], np.float32, (-1,))
                 f = nms_cpu if p["full_matrix"] else nms_cpu_rows
                 fn = lambda: f(b, s, p["thr"])
+            elif c["kind"] == "postprocess":
+                dl = load(d, c["files"]["deltas"], np.float32, (-1, 6))
+                an = load(d, c["files"]["anchors"], np.float32, (-1, 6))
+                pr = load(d, c["files"]["probs"], np.float32, (dl.shape[0], -1))
+                fn = lambda: postprocess(dl, an, pr, p["shape"])
+            elif c["kind"] == "sampler":
+                lab = load(d, c["files"]["labels"], np.int32, (-1,))
+                lg = load(d, c["files"]["logits"], np.float32, (lab.shape[0], -1))
+                fn = lambda: hnm_sample(lab, lg, p["batch"])
             else:
                 b = load(d, c["files"]["boxes"], np.float32, (-1, 6))
                 s = load(d, c["files"]["scores"], np.float32, (-1,))
@@ -157,6 +220,10 @@ def main():
                 count = int(r.numel())
             elif c["kind"] == "atss":
                 count = int((r >= 0).sum())
+            elif c["kind"] == "postprocess":
+                count = int(r[1].numel())
+            elif c["kind"] == "sampler":
+                count = int(r[0].numel() + r[1].numel())
             else:
                 count = sum(len(s) for _, s in r)
             res[c["name"]] = {"s": statistics.median(times), "count": count}

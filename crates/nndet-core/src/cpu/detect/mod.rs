@@ -12,4 +12,5 @@ pub mod nms;
 pub mod postprocess;
 pub mod sampler;
 pub mod seg_loss;
+pub mod select;
 pub mod wbc;

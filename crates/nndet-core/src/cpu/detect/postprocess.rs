@@ -1,20 +1,19 @@
 //! Per-patch detection post-processing, mirroring nnDetection
 //! `BaseRetinaNet.postprocess_detections_single_image` (nndet/core/retina.py, spec §5.9): clip boxes to the
 //! patch; flatten probabilities [A, C] anchor-major; keep the `min(topk, A)` largest (sorted descending, ties
-//! to the lower flat index; NOTE: [quirk] nnDetection takes `min(topk_candidates, probs.size(0))` on the
-//! unflattened [A, C] tensor, so a patch with fewer than `topk` anchors keeps only A of its A·C scores); keep p > score_thresh; anchor = idx / C, label = idx % C; drop boxes with a side
+//! to the lower flat index; NOTE: [quirk] nnDetection cuts at `min(topk_candidates, number of anchors)`, so
+//! a patch with fewer than `topk` anchors keeps only A of its A·C scores — the parity fixtures show it); keep p > score_thresh; anchor = idx / C, label = idx % C; drop boxes with a side
 //! < min_size; class-wise NMS (nnDetection's label shift, IoU > nms_thresh suppresses); keep the first
 //! `detections_per_img`.
 //!
 //! Boxes come either decoded [A, 6] or as deltas [A, 6] with anchors (then only the selected candidates are
 //! decoded, which gives the same boxes as decoding everything first). NOTE: a NaN probability is never a
 //! candidate (nnDetection's sort would let NaNs take top-k slots before the threshold drops them).
-//! Selection is threaded over chunks of the flattened probabilities.
+//! Selection is a threaded radix select (select.rs) over the flattened probabilities.
 use super::anchors::decode_one;
 use super::boxes::{big_enough, clip_one};
 use super::nms::nms;
-use crate::pool::pool;
-use std::sync::Mutex;
+use super::select::top_k;
 
 #[derive(Clone, Copy, Debug)]
 pub struct PostParams {
@@ -41,30 +40,7 @@ pub struct Detections {
 
 /// The top `k` (probability, flat index) pairs with p > thr, sorted descending (ties: lower index first).
 pub fn topk_above(probs: &[f32], k: usize, thr: f32) -> Vec<(f32, u32)> {
-    let better = |x: &(f32, u32), y: &(f32, u32)| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1));
-    const CHUNK: usize = 1 << 16;
-    let n = probs.len();
-    let nchunks = n.div_ceil(CHUNK);
-    let parts: Vec<Mutex<Vec<(f32, u32)>>> = (0..nchunks).map(|_| Mutex::new(Vec::new())).collect();
-    if k == 0 {
-        return Vec::new();
-    }
-    pool().parallel_for(nchunks, |c| {
-        let (s, e) = (c * CHUNK, ((c + 1) * CHUNK).min(n));
-        let mut v: Vec<(f32, u32)> = (s..e).filter(|&i| probs[i] > thr).map(|i| (probs[i], i as u32)).collect();
-        if v.len() > k {
-            v.select_nth_unstable_by(k - 1, better);
-            v.truncate(k);
-        }
-        *parts[c].lock().unwrap() = v;
-    });
-    let mut all: Vec<(f32, u32)> = parts.into_iter().flat_map(|m| m.into_inner().unwrap()).collect();
-    if all.len() > k {
-        all.select_nth_unstable_by(k - 1, better);
-        all.truncate(k);
-    }
-    all.sort_unstable_by(better);
-    all
+    top_k(probs.len(), k, |i| if probs[i] > thr { Some(probs[i]) } else { None })
 }
 
 pub fn postprocess(src: &BoxSource, probs: &[f32], c: usize, shape: [f32; 3], p: &PostParams) -> Detections {

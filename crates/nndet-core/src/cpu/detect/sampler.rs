@@ -10,6 +10,7 @@
 //! probability nnDetection ranks by; NaN ranks lowest); pool ties go to the lower index. The draws use a
 //! SplitMix64 stream from `seed` (reproducible, not torch's generator). Outputs are ascending indices, as
 //! nnDetection's masks give them.
+use super::select::top_k;
 use crate::pool::pool;
 use std::sync::Mutex;
 
@@ -92,30 +93,9 @@ pub fn sample(labels: &[i32], logits: &[f32], c: usize, p: &SamplerParams) -> (V
     let pool_n = n_neg.min((num_neg as f64 * p.pool_size) as usize);
     let mut rng = Rng::new(p.seed);
     let pos = draw(positives, num_pos, &mut rng);
-    // Top `pool_n` negatives by score: per chunk keep the best pool_n, then merge.
-    let key = |i: usize| -> f32 {
-        let m = logits[i * c..i * c + c].iter().copied().fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
-        m
-    };
-    let better = |x: &(f32, u32), y: &(f32, u32)| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1));
-    let parts: Vec<Mutex<Vec<(f32, u32)>>> = (0..nchunks).map(|_| Mutex::new(Vec::new())).collect();
-    if pool_n > 0 {
-        pool().parallel_for(nchunks, |ch| {
-            let (s, e) = (ch * CHUNK, ((ch + 1) * CHUNK).min(a));
-            let mut v: Vec<(f32, u32)> = (s..e).filter(|&i| labels[i] == 0).map(|i| (key(i), i as u32)).collect();
-            if v.len() > pool_n {
-                v.select_nth_unstable_by(pool_n - 1, better);
-                v.truncate(pool_n);
-            }
-            *parts[ch].lock().unwrap() = v;
-        });
-    }
-    let mut cand: Vec<(f32, u32)> = parts.into_iter().flat_map(|m| m.into_inner().unwrap()).collect();
-    if cand.len() > pool_n && pool_n > 0 {
-        cand.select_nth_unstable_by(pool_n - 1, better);
-    }
-    cand.truncate(pool_n);
-    cand.sort_unstable_by(better);
+    // Top `pool_n` negatives by score (radix select, select.rs); NaN logits are skipped by the max.
+    let key = |i: usize| logits[i * c..i * c + c].iter().copied().fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
+    let cand = top_k(a, pool_n, |i| if labels[i] == 0 { Some(key(i)) } else { None });
     let neg = draw(cand.into_iter().map(|x| x.1).collect(), num_neg, &mut rng);
     (pos, neg)
 }
