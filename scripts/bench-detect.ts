@@ -1,7 +1,7 @@
 // Benchmark of the detection core against nnDetection's functions in PyTorch on this machine
 // (scripts/bench/detect_ref.py, run by /usr/bin/python3 with the same thread count):
-//   ATSS on one 160³ patch with a 4-level, 27-anchor plan (strides 4, 8, 16, 32: 1 974 375 anchors) and
-//   1 / 5 / 20 GT boxes; per-patch post-processing and hard-negative sampling on that anchor set; NMS
+//   ATSS (atssMatchLevels: anchors computed on demand) on one 160³ patch with a 4-level, 27-anchor plan
+//   (strides 4, 8, 16, 32: 1 974 375 anchors) and 1 / 5 / 20 GT boxes; per-patch post-processing and hard-negative sampling on that anchor set; NMS
 //   (IoU 0.5) on 10^4 and 10^5 clustered boxes; WBC on 40 models x 100 boxes.
 // Inputs are generated here (seeded) and written to a temp folder for the reference. Medians of REPEATS
 // runs after one warm-up. "results" = positive anchors / kept boxes / clusters; a warning is printed if the
@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { anchorCounts } from "../src/model/anchors";
 import {
-  atssMatch, cpuInfo, generateAnchors, hardNegativeSample, nms3d, postprocessDetections, wbc, type AnchorLevel,
+  atssMatch, atssMatchLevels, cpuInfo, generateAnchors, hardNegativeSample, nms3d, postprocessDetections, wbc, type AnchorLevel,
 } from "../src/native";
 
 const args = process.argv.slice(2);
@@ -96,8 +96,10 @@ try {
       const c = s.map((v) => v / 2 + r() * (160 - v));
       gt.set([c[0]! - s[0]! / 2, c[1]! - s[1]! / 2, c[0]! + s[0]! / 2, c[1]! + s[1]! / 2, c[2]! - s[2]! / 2, c[2]! + s[2]! / 2], 6 * i);
     }
-    const ours = median(() => atssMatch(gt, anchors, perLevel, perLocation));
-    const count = atssMatch(gt, anchors, perLevel, perLocation).filter((m) => m >= 0).length;
+    const ours = median(() => atssMatchLevels(gt, levels));
+    const count = atssMatchLevels(gt, levels).filter((m) => m >= 0).length;
+    if (count !== atssMatch(gt, anchors, perLevel, perLocation).filter((m) => m >= 0).length)
+      throw new Error("atssMatchLevels and atssMatch disagree");
     cases.push({
       count,
       name: `atss 160^3 ${anchors.length / 6} anchors, ${g} GT`, kind: "atss",

@@ -104,18 +104,22 @@ export interface AnchorLevel {
 export const anchorsPerLocation = (l: AnchorLevel) => l.widths.length * l.heights.length * l.depths.length;
 export const anchorsInLevel = (l: AnchorLevel) => anchorsPerLocation(l) * l.fmapSize[0] * l.fmapSize[1] * l.fmapSize[2];
 
-/** All anchors [A*6]: level-major, then position (axis 2 fastest), then the cell anchors (width slowest). */
-export function generateAnchors(levels: readonly AnchorLevel[]): Float32Array {
+/** The C ABI's level description: 9 ints per level (sizes per axis, fmap, stride) and the sizes. */
+function describeLevels(levels: readonly AnchorLevel[]): { desc: Int32Array; sizes: Float32Array; total: number } {
   const desc = new Int32Array(levels.length * 9);
   const sizes: number[] = [];
   levels.forEach((l, i) => {
     desc.set([l.widths.length, l.heights.length, l.depths.length, ...l.fmapSize, ...l.stride], i * 9);
     sizes.push(...l.widths, ...l.heights, ...l.depths);
   });
-  const total = levels.reduce((s, l) => s + anchorsInLevel(l), 0);
+  return { desc, sizes: new Float32Array(sizes), total: levels.reduce((s, l) => s + anchorsInLevel(l), 0) };
+}
+
+/** All anchors [A*6]: level-major, then position (axis 2 fastest), then the cell anchors (width slowest). */
+export function generateAnchors(levels: readonly AnchorLevel[]): Float32Array {
+  const { desc, sizes, total } = describeLevels(levels);
   const out = new Float32Array(total * 6);
-  const sz = new Float32Array(sizes);
-  check(native().nd_anchors_generate(desc, desc.length, sz, sz.length, out, out.length), "generateAnchors");
+  check(native().nd_anchors_generate(desc, desc.length, sizes, sizes.length, out, out.length), "generateAnchors");
   return out;
 }
 
@@ -168,6 +172,22 @@ export function atssMatch(
       opts.centerInGt ? 1 : 0, opts.plain ? 1 : 0, matches, matches.length,
     ),
     "atssMatch",
+  );
+  return matches;
+}
+
+/**
+ * ATSS matches on the anchors of `levels`, computed on demand (identical to atssMatch on generateAnchors(levels),
+ * without reading a [A*6] anchor array: the fast path for training). All levels need the same anchors per location.
+ */
+export function atssMatchLevels(gt: Float32Array, levels: readonly AnchorLevel[], opts: Omit<AtssOptions, "plain"> = {}): Int32Array {
+  const { desc, sizes, total } = describeLevels(levels);
+  const matches = new Int32Array(total);
+  check(
+    native().nd_atss_match_levels(
+      gt, gt.length, desc, desc.length, sizes, sizes.length, opts.numCandidates ?? 4, opts.centerInGt ? 1 : 0, matches, total,
+    ),
+    "atssMatchLevels",
   );
   return matches;
 }

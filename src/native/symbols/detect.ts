@@ -13,6 +13,7 @@ export const detectSymbols = {
   nd_anchors_generate: { args: [ptr, u64, ptr, u64, ptr, u64], returns: i32 },
   nd_box_encode: { args: [ptr, ptr, u64, ptr, ptr], returns: i32 },
   nd_box_decode: { args: [ptr, ptr, u64, ptr, f32, ptr], returns: i32 },
+  nd_atss_match_levels: { args: [ptr, u64, ptr, u64, ptr, u64, i32, i32, ptr, u64], returns: i32 },
   nd_atss_match: { args: [ptr, u64, ptr, u64, ptr, u64, i32, i32, i32, i32, ptr, u64], returns: i32 },
   nd_hnm_sample: {
     args: [ptr, u64, ptr, u64, i32, i32, i32, f64, i32, f64, u64, ptr, u64, ptr, u64, ptr],

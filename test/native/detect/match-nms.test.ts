@@ -3,8 +3,9 @@
 // with the `*_stable` keys (ties by lower index), as the fixtures' README advises.
 import { describe, expect, test } from "bun:test";
 import {
-  atssMatch, BELOW_LOW_THRESHOLD, boxIou, matchedLabels, nms3d, postprocessDetections, wbc, weightedNms,
+  atssMatch, atssMatchLevels, BELOW_LOW_THRESHOLD, boxIou, matchedLabels, nms3d, postprocessDetections, wbc, weightedNms,
 } from "../../../src/native";
+import { anchorLevels } from "../../../src/model/anchors";
 import { expectClose, expectSame, f32, fixture, flat, i32 } from "./util";
 
 /**
@@ -39,6 +40,10 @@ describe("atss.json", () => {
           expectMatches(mc, flat(g.matches_center_in_gt), g, gt, anchors, `matches_center_in_gt (plain ${plain})`);
         }
         const m = atssMatch(gt, anchors, c.num_anchors_per_level, c.num_anchors_per_location);
+        // The on-demand grid gives the same matches as the anchor array.
+        const levels = anchorLevels(c.anchor_config, c.anchor_config.image_size, c.anchor_config.fmap_sizes);
+        expectSame(atssMatchLevels(gt, levels), m, "matches from levels");
+        expectSame(atssMatchLevels(gt, levels, { centerInGt: true }), atssMatch(gt, anchors, c.num_anchors_per_level, c.num_anchors_per_location, { centerInGt: true }), "center_in_gt from levels");
         expectSame(matchedLabels(g.threshold_tie ? i32(g.matches) : m, g.gt_classes), flat(g.labels), "labels");
       });
     }

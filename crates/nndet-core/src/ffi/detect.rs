@@ -87,6 +87,20 @@ pub unsafe extern "C" fn nd_atss_match(
     })
 }
 
+/// ATSS matches [A] on the anchors of levels (`desc`/`sizes` as nd_anchors_generate), computed on demand.
+#[no_mangle]
+pub unsafe extern "C" fn nd_atss_match_levels(
+    gt: *const f32, ng6: u64, desc: *const i32, nd: u64, sizes: *const f32, ns: u64, num_candidates: i32, center_in_gt: i32,
+    matches: *mut i32, nm: u64,
+) -> i32 {
+    guard("nd_atss_match_levels", || {
+        op::atss_match_levels(
+            slice(gt, ng6, "gt")?, slice(desc, nd, "desc")?, slice(sizes, ns, "sizes")?, num_candidates, center_in_gt != 0,
+            slice_mut(matches, nm, "matches")?,
+        )
+    })
+}
+
 /// Hard-negative sampling over the batch; counts[0] = #pos, counts[1] = #neg (ascending indices).
 #[no_mangle]
 pub unsafe extern "C" fn nd_hnm_sample(

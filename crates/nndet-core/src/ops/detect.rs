@@ -174,14 +174,27 @@ pub fn decode(deltas: &[f32], anc: &[f32], w: &[f32], clip: f32, out: &mut [f32]
 pub fn atss_match(gt: &[f32], anc: &[f32], per_level: &[i32], per_loc: i32, num_candidates: i32, center_in_gt: bool, plain: bool, matches: &mut [i32]) -> NdResult<()> {
     check_boxes("gt boxes", gt)?;
     let na = box_count("anchors", anc)?;
-    ensure!(anc.iter().all(|v| v.is_finite()), "anchors must be finite");
     need("matches", matches.len(), na)?;
     ensure!(per_loc > 0 && num_candidates > 0, "anchors per location ({per_loc}) and candidates ({num_candidates}) must be positive");
     ensure!(per_level.iter().all(|&c| c >= 0), "anchors per level must be non-negative, got {per_level:?}");
     let pl: Vec<usize> = per_level.iter().map(|&c| c as usize).collect();
     ensure!(pl.iter().sum::<usize>() == na, "anchors per level {per_level:?} sum to {}, but there are {na} anchors", pl.iter().sum::<usize>());
-    atss::atss_match(gt, anc, &pl, per_loc as usize, num_candidates as usize, center_in_gt, !plain, matches);
-    Ok(())
+    atss::atss_match(gt, &atss::Flat(anc), &pl, per_loc as usize, num_candidates as usize, center_in_gt, !plain, matches)
+        .map_err(|i| NdError::invalid(format!("anchor {i} has a non-finite coordinate")))
+}
+
+/// ATSS on the anchors of `levels` (9 ints per level + sizes, as `anchors_generate`), computed on demand.
+pub fn atss_match_levels(gt: &[f32], desc: &[i32], sizes: &[f32], num_candidates: i32, center_in_gt: bool, matches: &mut [i32]) -> NdResult<()> {
+    check_boxes("gt boxes", gt)?;
+    let levels = levels_of(desc, sizes)?;
+    let per_loc = levels[0].per_location();
+    ensure!(levels.iter().all(|l| l.per_location() == per_loc), "all levels must have the same number of anchors per location");
+    ensure!(num_candidates > 0, "candidates ({num_candidates}) must be positive");
+    let grid = anchors::Grid::new(&levels);
+    need("matches", matches.len(), grid.len())?;
+    let pl = grid.per_level();
+    atss::atss_match(gt, &grid, &pl, per_loc, num_candidates as usize, center_in_gt, true, matches)
+        .map_err(|i| NdError::invalid(format!("anchor {i} has a non-finite coordinate")))
 }
 
 pub fn hnm_sample(labels: &[i32], logits: &[f32], c: i32, p: &sampler::SamplerParams, pos: &mut [i32], neg: &mut [i32]) -> NdResult<(usize, usize)> {

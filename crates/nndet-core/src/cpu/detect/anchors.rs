@@ -80,6 +80,124 @@ pub fn generate(levels: &[Level], out: &mut [f32]) {
     }
 }
 
+/// The anchors of `levels` computed on demand, bit-identical to `generate` (same f32 operations), so
+/// matchers can read a 2·10^6-anchor set without a 48 MB buffer.
+pub struct Grid {
+    levels: Vec<Level>,
+    cells: Vec<Vec<f32>>,
+    starts: Vec<usize>,
+    total: usize,
+}
+
+impl Grid {
+    pub fn new(levels: &[Level]) -> Grid {
+        let mut starts = Vec::with_capacity(levels.len());
+        let mut total = 0;
+        for l in levels {
+            starts.push(total);
+            total += l.count();
+        }
+        Grid { levels: levels.to_vec(), cells: levels.iter().map(|l| l.cell()).collect(), starts, total }
+    }
+    pub fn len(&self) -> usize {
+        self.total
+    }
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+    pub fn per_level(&self) -> Vec<usize> {
+        self.levels.iter().map(|l| l.count()).collect()
+    }
+    pub fn levels(&self) -> &[Level] {
+        &self.levels
+    }
+
+    /// True when every f32 operation that makes an anchor of level `l` and its centre is exact, so all cell
+    /// anchors of a position have the centre `i * stride` exactly: the cell coordinates are symmetric
+    /// multiples of a power of two q and every sum stays below 2^24 q.
+    pub fn centres_exact(&self, l: usize) -> bool {
+        let lv = &self.levels[l];
+        let cell = &self.cells[l];
+        let symmetric = cell.chunks_exact(6).all(|c| c[0] == -c[2] && c[1] == -c[3] && c[4] == -c[5]);
+        let Some(k) = (0..=20).find(|&k| cell.iter().all(|&v| ((v as f64) * 2f64.powi(k)).fract() == 0.0)) else {
+            return false;
+        };
+        let q = 2f64.powi(-k);
+        let max_c = cell.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
+        let max_s = (0..3).map(|a| (lv.fmap[a].saturating_sub(1) * lv.stride[a]) as f64).fold(0f64, f64::max);
+        symmetric && 2.0 * (max_s + max_c) < 2f64.powi(24) * q
+    }
+
+    /// Anchor i of the concatenated levels.
+    #[inline]
+    pub fn get(&self, i: usize) -> [f32; 6] {
+        let mut l = self.levels.len() - 1;
+        while self.starts[l] > i {
+            l -= 1;
+        }
+        let lv = &self.levels[l];
+        let local = i - self.starts[l];
+        let per = lv.per_location();
+        let (p, c) = (local / per, local % per);
+        let [_, f1, f2] = lv.fmap;
+        let sx = ((p / (f1 * f2)) * lv.stride[0]) as f32;
+        let sy = (((p / f2) % f1) * lv.stride[1]) as f32;
+        let sz = ((p % f2) * lv.stride[2]) as f32;
+        let shift = [sx, sy, sx, sy, sz, sz];
+        let cell = &self.cells[l][c * 6..c * 6 + 6];
+        let mut out = [0f32; 6];
+        for k in 0..6 {
+            out[k] = shift[k] + cell[k];
+        }
+        out
+    }
+
+    /// f(i, anchor i) for i in s..e, walking the grid with counters instead of divisions.
+    pub fn visit<F: FnMut(usize, [f32; 6])>(&self, s: usize, e: usize, mut f: F) {
+        let mut i = s;
+        while i < e {
+            let mut l = self.levels.len() - 1;
+            while self.starts[l] > i {
+                l -= 1;
+            }
+            let lv = &self.levels[l];
+            let end = e.min(self.starts[l] + lv.count());
+            let per = lv.per_location();
+            let [_, f1, f2] = lv.fmap;
+            let local = i - self.starts[l];
+            let (p, mut c) = (local / per, local % per);
+            let (mut ix, mut iy, mut iz) = (p / (f1 * f2), (p / f2) % f1, p % f2);
+            let cells = &self.cells[l];
+            while i < end {
+                let sx = (ix * lv.stride[0]) as f32;
+                let sy = (iy * lv.stride[1]) as f32;
+                let sz = (iz * lv.stride[2]) as f32;
+                let shift = [sx, sy, sx, sy, sz, sz];
+                while c < per && i < end {
+                    let cell = &cells[c * 6..c * 6 + 6];
+                    let mut out = [0f32; 6];
+                    for k in 0..6 {
+                        out[k] = shift[k] + cell[k];
+                    }
+                    f(i, out);
+                    c += 1;
+                    i += 1;
+                }
+                c = 0;
+                iz += 1;
+                if iz == f2 {
+                    iz = 0;
+                    iy += 1;
+                    if iy == f1 {
+                        iy = 0;
+                        ix += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// encode_single: deltas [n,6] of `gt` [n,6] relative to `anchors` [n,6].
 pub fn encode(gt: &[f32], anchors: &[f32], w: [f32; 6], out: &mut [f32]) {
     let n = out.len() / 6;
@@ -149,10 +267,28 @@ mod tests {
     fn anchor_order_and_roundtrip() {
         let lv = Level { widths: vec![2.0, 4.0], heights: vec![3.0], depths: vec![2.0], fmap: [2, 1, 2], stride: [4, 4, 4] };
         let mut a = vec![0f32; lv.count() * 6];
-        generate(&[lv], &mut a);
+        generate(&[lv.clone()], &mut a);
         assert_eq!(&a[0..6], &[-1.0, -1.5, 1.0, 1.5, -1.0, 1.0]);
         // second position is iz = 1 (axis 2 fastest): shifted by 4 in z only
         assert_eq!(&a[12..18], &[-1.0, -1.5, 1.0, 1.5, 3.0, 5.0]);
+        let two = [
+            Level { widths: vec![2.5, 4.0], heights: vec![3.0, 7.0], depths: vec![1.0], fmap: [3, 2, 5], stride: [4, 5, 3] },
+            Level { widths: vec![5.0], heights: vec![6.0], depths: vec![3.0, 3.3], fmap: [2, 1, 2], stride: [8, 10, 6] },
+        ];
+        let grid = Grid::new(&two);
+        let mut all = vec![0f32; grid.len() * 6];
+        generate(&two, &mut all);
+        for i in 0..grid.len() {
+            assert_eq!(grid.get(i), all[i * 6..i * 6 + 6], "anchor {i}");
+        }
+        for (s, e) in [(0, grid.len()), (7, 31), (29, grid.len() - 3)] {
+            let mut next = s;
+            grid.visit(s, e, |i, a| {
+                assert_eq!((i, &a[..]), (next, &all[i * 6..i * 6 + 6]));
+                next += 1;
+            });
+            assert_eq!(next, e);
+        }
         let gt = [0.5f32, -1.0, 3.0, 2.0, 1.0, 6.0];
         let mut d = [0f32; 6];
         let w = [1.0; 6];
