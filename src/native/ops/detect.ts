@@ -206,7 +206,11 @@ export interface SamplerOptions {
   seed?: number | bigint;
 }
 
-/** HardNegativeSamplerBatched over labels [A] (-1 ignore, 0 bg, >= 1 pos) and logits [A*c]; ascending indices. */
+/**
+ * HardNegativeSamplerBatched over the batch's labels [A] (-1 ignore, 0 bg, >= 1 pos) and logits [A*c]; ascending
+ * indices. Negatives are ranked by their max logit (the order of nnDetection's max sigmoid probability); draws
+ * come from a seeded SplitMix64 stream, so a seed reproduces a run (not torch's generator).
+ */
 export function hardNegativeSample(
   labels: Int32Array,
   logits: Float32Array,
@@ -224,7 +228,7 @@ export function hardNegativeSample(
   check(
     native().nd_hnm_sample(
       labels, labels.length, logits, logits.length, numClasses, bspi, o.batch, pf,
-      o.minNeg ?? 1, o.poolSize ?? 20, BigInt(o.seed ?? 0), pos, cap, neg, cap, counts,
+      o.minNeg ?? 1, o.poolSize ?? 20, BigInt.asUintN(64, BigInt(o.seed ?? 0)), pos, cap, neg, cap, counts,
     ),
     "hardNegativeSample",
   );
