@@ -3,3 +3,4 @@ export * from "./base";
 export * from "./prep";
 export * from "./engine";
 export * from "./conv";
+export * from "./detect";

@@ -3,15 +3,17 @@
 // neither side drifts. Pointers are passed as TypedArrays (never a ptr() kept across calls); u64 lengths as
 // numbers. Register a new family with one import and one spread.
 import { baseSymbols } from "./base";
-import { prepSymbols } from "./prep";
 import { convSymbols } from "./conv";
+import { detectSymbols } from "./detect";
 import { engineSymbols } from "./engine";
+import { prepSymbols } from "./prep";
 
 export const symbols = {
   ...baseSymbols,
-  ...prepSymbols,
   ...convSymbols,
+  ...detectSymbols,
   ...engineSymbols,
+  ...prepSymbols,
 } as const;
 
 export type Symbols = typeof symbols;

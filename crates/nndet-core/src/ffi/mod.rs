@@ -5,3 +5,4 @@ pub mod cuda;
 pub mod prep;
 pub mod engine;
 pub mod conv;
+pub mod detect;

@@ -3,3 +3,4 @@ pub mod base;
 pub mod prep;
 pub mod engine;
 pub mod conv;
+pub mod detect;
