@@ -15,23 +15,27 @@ passed=0
 failed=0
 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv,noheader || { echo "no GPU: nvidia-smi failed"; echo "0 passed, 1 failed"; exit 1; }
 
-echo "== rust core tests (CUDA build)"
-build/gpu/nndet-core-tests --test-threads=2 >"$out/rust.log" 2>&1
-rc=$?
-tail -n 5 "$out/rust.log"
-p=$(grep -Eo '[0-9]+ passed' "$out/rust.log" | awk '{s+=$1} END {print s+0}')
-f=$(grep -Eo '[0-9]+ failed' "$out/rust.log" | awk '{s+=$1} END {print s+0}')
-[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
-passed=$((passed + p)); failed=$((failed + f))
+# run NAME PATTERN-KIND COMMAND...: run a suite into $out/NAME.log and add its counts (kind: cargo|bun).
+run() {
+  local name=$1 kind=$2 p f rc
+  shift 2
+  echo "== $name"
+  "$@" >"$out/$name.log" 2>&1
+  rc=$?
+  tail -n 8 "$out/$name.log"
+  if [ "$kind" = cargo ]; then
+    p=$(grep -Eo '[0-9]+ passed' "$out/$name.log" | awk '{s+=$1} END {print s+0}')
+    f=$(grep -Eo '[0-9]+ failed' "$out/$name.log" | awk '{s+=$1} END {print s+0}')
+  else
+    p=$(grep -Eo '^ *[0-9]+ pass$' "$out/$name.log" | awk '{s+=$1} END {print s+0}')
+    f=$(grep -Eo '^ *[0-9]+ fail$' "$out/$name.log" | awk '{s+=$1} END {print s+0}')
+  fi
+  [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+  passed=$((passed + p)); failed=$((failed + f))
+}
 
-echo "== native boundary tests (ND_REQUIRE_CUDA=1)"
-bun test test/native >"$out/bun.log" 2>&1
-rc=$?
-tail -n 8 "$out/bun.log"
-p=$(grep -Eo '^ *[0-9]+ pass$' "$out/bun.log" | awk '{s+=$1} END {print s+0}')
-f=$(grep -Eo '^ *[0-9]+ fail$' "$out/bun.log" | awk '{s+=$1} END {print s+0}')
-[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
-passed=$((passed + p)); failed=$((failed + f))
+run rust cargo build/gpu/nndet-core-tests --test-threads=2
+run native bun bun test test/native
 
 echo "== nndet env"
 bun run src/main.ts env | tee "$out/env.txt"

@@ -5,6 +5,7 @@
 // foreground intensity statistics of every 10th foreground voxel (seg > 0, C-order) per modality; over
 // the dataset: the same statistics of the concatenated samples, class counts and IoUs.
 import * as v from "valibot";
+import { parseArtifact } from "../config/validate";
 import { labelBoxes } from "../native";
 import { type Box, pairwiseIous } from "./boxes";
 import type { CroppedCase } from "./crop";
@@ -66,13 +67,7 @@ export type Fingerprint = v.InferOutput<typeof FingerprintSchema>;
 
 /** Validate a parsed fingerprint.json, with a readable error. */
 export function parseFingerprint(json: unknown, where = "fingerprint.json"): Fingerprint {
-  const r = v.safeParse(FingerprintSchema, json);
-  if (!r.success) {
-    const issue = r.issues[0];
-    const path = issue?.path?.map((p) => String(p.key)).join(".") ?? "";
-    throw new Error(`${where}: invalid fingerprint at '${path}': ${issue?.message}`);
-  }
-  return r.output;
+  return parseArtifact(FingerprintSchema, json, where, "fingerprint");
 }
 
 export interface CaseMeta {

@@ -9,6 +9,7 @@
 // `anchors`: per decoder level one 3-tuple of sizes per axis (width = axis 0, height = 1, depth = 2);
 // the generator takes their Cartesian product (27 anchors per position).
 import * as v from "valibot";
+import { parseArtifact } from "../config/validate";
 
 export const PLAN_VERSION = 1;
 
@@ -90,13 +91,7 @@ export type Plan = v.InferOutput<typeof PlanSchema>;
 
 /** Validate a parsed plan JSON with a readable error. */
 export function parsePlan(json: unknown, where = "plan"): Plan {
-  const r = v.safeParse(PlanSchema, json);
-  if (!r.success) {
-    const issue = r.issues[0];
-    const path = issue?.path?.map((p) => String(p.key)).join(".") ?? "";
-    throw new Error(`${where}: invalid plan at '${path}': ${issue?.message}`);
-  }
-  return r.output;
+  return parseArtifact(PlanSchema, json, where, "plan");
 }
 
 /** Bytes one training step needs for this architecture, patch and batch (the planner's fit test). */
