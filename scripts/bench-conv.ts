@@ -74,7 +74,9 @@ const threads = cpuInfo().threads;
 const peak = benchPeakFma(1.0);
 log(`threads ${threads}, level ${cpuInfo().level}, peak FP32 FMA ${peak.toFixed(1)} GFLOP/s, reps ${reps}`);
 
+// Ours then PyTorch's, case by case, so both see the same machine load.
 const ours: Record<string, { fwd: number; bwd_data: number; bwd_weight: number }> = {};
+const ref: Record<string, { fwd: number; bwd_data: number; bwd_weight: number }> = {};
 for (const c of cases) {
   const p = convParamsFor("conv", { n: c.n, cin: c.cin, cout: c.cout, dhw: c.dhw, kernel: c.k, stride: c.s });
   const x = rand(c.n * c.cin * c.dhw[0] * c.dhw[1] * c.dhw[2]);
@@ -91,15 +93,14 @@ for (const c of cases) {
     bwd_data: median(() => conv3dBwdData(p, dy, w, dx, ws)),
     bwd_weight: median(() => conv3dBwdWeight(p, x, dy, dw, db, ws)),
   };
+  const py = spawnSync(
+    "/usr/bin/python3",
+    [join(import.meta.dir, "bench", "conv_ref.py"), String(threads), String(reps), JSON.stringify([c])],
+    { encoding: "utf8", maxBuffer: 1 << 20 },
+  );
+  if (py.status !== 0) throw new Error(`conv_ref.py failed: ${py.stderr}`);
+  Object.assign(ref, JSON.parse(py.stdout));
 }
-
-const py = spawnSync(
-  "/usr/bin/python3",
-  [join(import.meta.dir, "bench", "conv_ref.py"), String(threads), String(reps), JSON.stringify(cases)],
-  { encoding: "utf8", maxBuffer: 1 << 20 },
-);
-if (py.status !== 0) throw new Error(`conv_ref.py failed: ${py.stderr}`);
-const ref = JSON.parse(py.stdout) as Record<string, { fwd: number; bwd_data: number; bwd_weight: number }>;
 
 const rows: { case: string; metric: string; ours: number; reference: number; ratio: number }[] = [];
 log(

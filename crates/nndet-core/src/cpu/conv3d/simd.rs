@@ -22,6 +22,8 @@ pub trait Simd: Copy + 'static {
     /// a*b + c
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// lane l = p[l * stride] for the lanes in m, else 0 (stride * L must fit in i32).
+    unsafe fn gather_m(m: Self::M, p: *const f32, stride: usize) -> Self::V;
 }
 
 /// A parallel job whose body is generic over the vector level.
@@ -73,6 +75,10 @@ impl Simd for Scalar {
     #[inline(always)]
     unsafe fn add(a: f32, b: f32) -> f32 {
         a + b
+    }
+    #[inline(always)]
+    unsafe fn gather_m(m: bool, p: *const f32, _stride: usize) -> f32 {
+        if m { *p } else { 0.0 }
     }
 }
 
@@ -129,6 +135,11 @@ mod x86 {
         unsafe fn add(a: __m512, b: __m512) -> __m512 {
             _mm512_add_ps(a, b)
         }
+        #[inline(always)]
+        unsafe fn gather_m(m: __mmask16, p: *const f32, stride: usize) -> __m512 {
+            let idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(stride as i32));
+            _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m, idx, p)
+        }
     }
 
     impl Simd for Avx2 {
@@ -172,6 +183,11 @@ mod x86 {
         #[inline(always)]
         unsafe fn add(a: __m256, b: __m256) -> __m256 {
             _mm256_add_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn gather_m(m: __m256i, p: *const f32, stride: usize) -> __m256 {
+            let idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride as i32));
+            _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), p, idx, _mm256_castsi256_ps(m))
         }
     }
 

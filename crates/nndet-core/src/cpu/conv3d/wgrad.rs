@@ -34,6 +34,14 @@ fn halo_plane(g: &Geom) -> usize {
     (g.lo[1] + 2) * (g.lo[2] + 2)
 }
 
+/// Positions per block: whole (h) rows, about 512 positions.
+fn block_rows(g: &Geom) -> usize {
+    (512 / g.lo[2]).max(1)
+}
+fn block_k(g: &Geom) -> usize {
+    block_rows(g) * g.lo[2]
+}
+
 pub fn shapes(level: Level) -> &'static [(usize, usize)] {
     match level {
         Level::Avx512 => &[(12, 2), (8, 3), (6, 4), (24, 1), (9, 2)],
@@ -49,7 +57,7 @@ pub fn plan(level: Level, g: &Geom) -> Plan {
         let (rows, vch) = if swapped { (g.c_hi * taps(g), g.c_lo) } else { (g.c_lo, g.c_hi) };
         for &(r, cv) in shapes(level) {
             let cp = vch.div_ceil(cv * l) * cv * l;
-            let work = (rows.div_ceil(r) * r * cp) as f64 * if swapped { 1.0 } else { taps(g) as f64 };
+            let work = (rows.div_ceil(r) * r * cp) as f64 * if swapped { 1.5 } else { taps(g) as f64 };
             let cost = work * (1.0 + 2.0 / (r * cv) as f64);
             if best.as_ref().is_none_or(|(c, _)| cost < *c) {
                 best = Some((cost, Plan { swapped, r, cv, cp }));
@@ -74,42 +82,86 @@ pub fn plan_sizes(g: &Geom, pl: &Plan) -> Vec<usize> {
             t * g.c_hi * taps(g) * pl.cp * 4,
         ]
     } else {
-        vec![g.n * g.hi[0] * nph(g) * halo_plane(g) * pl.cp * 4, t * g.c_lo * taps(g) * pl.cp * 4]
+        vec![
+            g.n * g.hi[0] * nph(g) * halo_plane(g) * pl.cp * 4,
+            t * g.c_lo * taps(g) * pl.cp * 4,
+            t * g.c_lo.div_ceil(pl.r) * pl.r * block_k(g) * 4,
+        ]
     }
 }
 
 /// Copy `[N][C][D][H][W]` phase-split into `[N][D][ph][LO_h+2*halo][LO_w+2*halo][cp]` (channels last,
-/// zero halo and zero padded channels); (s_h, s_w) = (1, 1) is a plain transpose.
-#[allow(clippy::too_many_arguments)]
-fn pack_cl(src: &[f32], n: usize, c: usize, dhw: [usize; 3], s: [usize; 2], lo: [usize; 2], halo: usize, cp: usize, dst: *mut f32) {
-    let (hp, wp) = (lo[0] + 2 * halo, lo[1] + 2 * halo);
-    let np = s[0] * s[1];
-    let sp = dhw[0] * dhw[1] * dhw[2];
-    let d = P::of(dst);
-    pool().parallel_for(n * dhw[0] * np * hp, |row| {
+/// zero halo and zero padded channels); (s_h, s_w) = (1, 1) is a plain transpose. Vector gathers across
+/// channels, so every store is a whole vector.
+#[derive(Clone, Copy)]
+struct PackCl {
+    src: P,
+    c: usize,
+    dhw: [usize; 3],
+    s: [usize; 2],
+    lo: [usize; 2],
+    halo: usize,
+    cp: usize,
+    dst: P,
+}
+
+impl Task for PackCl {
+    #[inline(always)]
+    unsafe fn exec<S: Simd>(&self, row: usize) {
+        let (dhw, s, lo, halo, cp, c) = (self.dhw, self.s, self.lo, self.halo, self.cp, self.c);
+        let (hp, wp) = (lo[0] + 2 * halo, lo[1] + 2 * halo);
+        let np = s[0] * s[1];
+        let sp = dhw[0] * dhw[1] * dhw[2];
         let y = row % hp;
         let ph = (row / hp) % np;
         let id = (row / hp / np) % dhw[0];
         let b = row / hp / np / dhw[0];
-        let o = unsafe { std::slice::from_raw_parts_mut(d.f().add(row * wp * cp), wp * cp) };
-        o.fill(0.0);
-        if y < halo || y >= lo[0] + halo {
+        let o = std::slice::from_raw_parts_mut(self.dst.f().add(row * wp * cp), wp * cp);
+        let ih = (y as isize - halo as isize) * s[0] as isize + (ph / s[1]) as isize;
+        if y < halo || y >= lo[0] + halo || ih as usize >= dhw[1] {
+            o.fill(0.0);
             return;
         }
-        let ih = (y - halo) * s[0] + ph / s[1];
-        if ih >= dhw[1] {
-            return;
-        }
-        for ch in 0..c {
-            let plane = &src[(b * c + ch) * sp + (id * dhw[1] + ih) * dhw[2]..][..dhw[2]];
-            for x in 0..lo[1] {
-                let iw = x * s[1] + ph % s[1];
-                if iw < dhw[2] {
-                    o[(x + halo) * cp + ch] = plane[iw];
+        let aw = ph % s[1];
+        let valid = (0..lo[1]).take_while(|&x| x * s[1] + aw < dhw[2]).count();
+        o[..halo * cp].fill(0.0);
+        o[(valid + halo) * cp..].fill(0.0);
+        let base = (self.src.f() as *const f32).add(b * c * sp + (id * dhw[1] + ih as usize) * dhw[2] + aw);
+        let out = o.as_mut_ptr();
+        // NOTE: through a 16 x 16 tile on the stack: contiguous reads along the row per channel, contiguous
+        // writes along the channels per position (strided scalar stores into a large buffer are slow).
+        let mut tile = [[0f32; 16]; 16];
+        for x0 in (0..valid).step_by(16) {
+            let xn = (valid - x0).min(16);
+            for c0 in (0..cp).step_by(16) {
+                let cn = c.saturating_sub(c0).min(16);
+                for (k, t) in tile.iter_mut().enumerate().take(16) {
+                    if k < cn {
+                        let src = base.add((c0 + k) * sp + x0 * s[1]);
+                        for (x, v) in t.iter_mut().enumerate().take(xn) {
+                            *v = *src.add(x * s[1]);
+                        }
+                    } else {
+                        *t = [0.0; 16];
+                    }
+                }
+                let cw = (cp - c0).min(16);
+                for x in 0..xn {
+                    let dst = out.add((x0 + x + halo) * cp + c0);
+                    for (k, t) in tile.iter().enumerate().take(cw) {
+                        *dst.add(k) = t[x];
+                    }
                 }
             }
         }
-    });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pack_cl(level: Level, src: &[f32], n: usize, c: usize, dhw: [usize; 3], s: [usize; 2], lo: [usize; 2], halo: usize, cp: usize, dst: *mut f32) {
+    let rows = n * dhw[0] * s[0] * s[1] * (lo[0] + 2 * halo);
+    let t = PackCl { src: P::of(src.as_ptr()), c, dhw, s, lo, halo, cp, dst: P::of(dst) };
+    run_tasks(level, rows, &t);
 }
 
 /// Copy hi `[N][C][D][H][W]` phase-split with a zero halo: `[N][C][D][ph][LO_h+2][LO_w+2]`.
@@ -160,6 +212,41 @@ unsafe fn gemm<S: Simd, const R: usize, const CV: usize>(
     }
 }
 
+/// Offset of tap (th, tw) relative to tap (0, 0) in the standard haloed copy (same d-plane).
+fn tap_delta(g: &Geom, pl: &Plan, thw: usize) -> usize {
+    let (th, tw) = (thw / g.k[2], thw % g.k[2]);
+    let cell = |th: usize, tw: usize| {
+        let (qh, qw) = (th as isize - g.p[1] as isize, tw as isize - g.p[2] as isize);
+        let ph = (qh.rem_euclid(g.s[1] as isize) * g.s[2] as isize + qw.rem_euclid(g.s[2] as isize)) as usize;
+        let (dh, dw) = (qh.div_euclid(g.s[1] as isize), qw.div_euclid(g.s[2] as isize));
+        ph * halo_plane(g) * pl.cp + ((dh + 1) as usize * (g.lo[2] + 2) + (dw + 1) as usize) * pl.cp
+    };
+    cell(th, tw).wrapping_sub(cell(0, 0))
+}
+
+/// acc[r][c] += sum_{i<k} a[i*R + r] * b[i*b_step + c*L ..] (A packed position-major)
+#[inline(always)]
+unsafe fn gemm_packed<S: Simd, const R: usize, const CV: usize>(
+    a: *const f32,
+    b: *const f32,
+    b_step: usize,
+    k: usize,
+    acc: &mut [[S::V; CV]; R],
+) {
+    for i in 0..k {
+        let mut bv = [S::zero(); CV];
+        for (c, v) in bv.iter_mut().enumerate() {
+            *v = S::load(b.add(i * b_step + c * S::L));
+        }
+        for r in 0..R {
+            let av = S::set1(*a.add(i * R + r));
+            for c in 0..CV {
+                acc[r][c] = S::fma(av, bv[c], acc[r][c]);
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Ctx {
     g: Geom,
@@ -171,6 +258,8 @@ struct Ctx {
     lcl: P,
     zero: P,
     partial: P,
+    /// standard: per task, the block's lo rows packed as [cl tile][position][R]
+    apk: P,
     per_task: usize,
     tasks: usize,
 }
@@ -188,56 +277,92 @@ impl<const R: usize, const CV: usize> Task for Job<R, CV> {
         let (r0, r1) = (task * rows_total / c.tasks, (task + 1) * rows_total / c.tasks);
         let part = c.partial.f().add(task * c.per_task);
         std::slice::from_raw_parts_mut(part, c.per_task).fill(0.0);
-        // Rows per block: about 512 positions, never crossing a (n, d) plane.
-        let br = (512 / lw).max(1);
+        // Rows per block: about 512 positions (several (n, d) planes when planes are small), so the
+        // register tiles are flushed into the partial rarely.
+        let br = block_rows(g);
         let hp = halo_plane(g);
-        let mut row = r0;
-        while row < r1 {
-            let oh0 = row % lh;
-            let nd = row / lh;
+        let row_step = if pl.swapped { lw + 2 } else { (lw + 2) * pl.cp };
+        let nvec = pl.cp / S::L;
+        // Offset of (hi channel ch, tap t) at row oh = 0, column 0 of plane nd = n*LO_d + od in the haloed copy.
+        let hi_off = |nd: usize, ch: usize, t: usize| -> Option<usize> {
             let (n, od) = (nd / ld, nd % ld);
-            let oh1 = (oh0 + br).min(lh).min(oh0 + (r1 - row));
-            row += oh1 - oh0;
-            let hi_off = |ch: usize, t: usize| -> Option<usize> {
-                // offset of (ch, tap t) at row oh = 0, column 0 in the haloed copy
-                let (td, th, tw) = (t / (g.k[1] * g.k[2]), (t / g.k[2]) % g.k[1], t % g.k[2]);
-                let id = (od * g.s[0] + td) as isize - g.p[0] as isize;
-                if id < 0 || id as usize >= g.hi[0] {
-                    return None;
-                }
-                let (qh, qw) = (th as isize - g.p[1] as isize, tw as isize - g.p[2] as isize);
-                let ph = (qh.rem_euclid(g.s[1] as isize) * g.s[2] as isize + qw.rem_euclid(g.s[2] as isize)) as usize;
-                let (dh, dw) = (qh.div_euclid(g.s[1] as isize), qw.div_euclid(g.s[2] as isize));
-                let base = if pl.swapped {
-                    (((n * g.c_hi + ch) * g.hi[0] + id as usize) * nph(g) + ph) * hp
-                } else {
-                    ((n * g.hi[0] + id as usize) * nph(g) + ph) * hp * pl.cp
-                };
-                let cell = ((dh + 1) as usize * (lw + 2) + (dw + 1) as usize) * if pl.swapped { 1 } else { pl.cp };
-                Some(base + cell)
+            let (td, th, tw) = (t / (g.k[1] * g.k[2]), (t / g.k[2]) % g.k[1], t % g.k[2]);
+            let id = (od * g.s[0] + td) as isize - g.p[0] as isize;
+            if id < 0 || id as usize >= g.hi[0] {
+                return None;
+            }
+            let (qh, qw) = (th as isize - g.p[1] as isize, tw as isize - g.p[2] as isize);
+            let ph = (qh.rem_euclid(g.s[1] as isize) * g.s[2] as isize + qw.rem_euclid(g.s[2] as isize)) as usize;
+            let (dh, dw) = (qh.div_euclid(g.s[1] as isize), qw.div_euclid(g.s[2] as isize));
+            let base = if pl.swapped {
+                (((n * g.c_hi + ch) * g.hi[0] + id as usize) * nph(g) + ph) * hp
+            } else {
+                ((n * g.hi[0] + id as usize) * nph(g) + ph) * hp * pl.cp
             };
-            let row_step = if pl.swapped { lw + 2 } else { (lw + 2) * pl.cp };
-            let nvec = pl.cp / S::L;
+            let cell = ((dh + 1) as usize * (lw + 2) + (dw + 1) as usize) * if pl.swapped { 1 } else { pl.cp };
+            Some(base + cell)
+        };
+        let mut b0 = r0;
+        while b0 < r1 {
+            let b1 = (b0 + br).min(r1);
             if !pl.swapped {
-                for t in 0..nt {
-                    let Some(hoff) = hi_off(0, t) else { continue };
-                    for cl0 in (0..g.c_lo).step_by(R) {
-                        for v0 in (0..nvec).step_by(CV) {
-                            let mut acc = [[S::zero(); CV]; R];
-                            for oh in oh0..oh1 {
-                                let mut a = [std::ptr::null::<f32>(); R];
-                                for (r, ar) in a.iter_mut().enumerate() {
-                                    let cl = (cl0 + r).min(g.c_lo - 1);
-                                    *ar = c.lo.f().add((((n * g.c_lo + cl) * ld + od) * lh + oh) * lw);
+                // Pack the block's lo rows: apk[tile][j][r] = lo[n][tile*R + r][row(j)][..] (0 past C_lo).
+                let k = (b1 - b0) * lw;
+                let tiles = g.c_lo.div_ceil(R);
+                let apk = c.apk.f().add(task * tiles * R * block_k(g));
+                for tile in 0..tiles {
+                    let dst = apk.add(tile * R * k);
+                    for r in 0..R {
+                        let cl = tile * R + r;
+                        for row in b0..b1 {
+                            let (nd, oh) = (row / lh, row % lh);
+                            let d = dst.add((row - b0) * lw * R + r);
+                            if cl < g.c_lo {
+                                let src = c.lo.f().add((((nd / ld) * g.c_lo + cl) * ld + nd % ld) * lh * lw + oh * lw);
+                                for i in 0..lw {
+                                    *d.add(i * R) = *src.add(i);
                                 }
-                                let b = c.hi.f().add(hoff + oh * row_step + v0 * S::L);
-                                gemm::<S, R, CV>(&a, b, pl.cp, lw, &mut acc);
+                            } else {
+                                for i in 0..lw {
+                                    *d.add(i * R) = 0.0;
+                                }
                             }
-                            for (r, accr) in acc.iter().enumerate().take(g.c_lo - cl0) {
-                                let dst = part.add(((cl0 + r) * nt + t) * pl.cp + v0 * S::L);
-                                for (cc, &v) in accr.iter().enumerate() {
-                                    let p = dst.add(cc * S::L);
-                                    S::store(p, S::add(S::load(p), v));
+                        }
+                    }
+                }
+                for td in 0..g.k[0] {
+                    // rows of the block whose d-plane this tap reaches, with their hi offset at tap (td, 0, 0)
+                    let mut nrow = 0;
+                    let mut rows_tab = [(0usize, 0usize); 512];
+                    for row in b0..b1 {
+                        let (nd, oh) = (row / lh, row % lh);
+                        if let Some(o) = hi_off(nd, 0, td * g.k[1] * g.k[2]) {
+                            rows_tab[nrow] = (row - b0, o + oh * row_step);
+                            nrow += 1;
+                        }
+                    }
+                    if nrow == 0 {
+                        continue;
+                    }
+                    for thw in 0..g.k[1] * g.k[2] {
+                        let t = td * g.k[1] * g.k[2] + thw;
+                        // the (th, tw) part of a tap's offset does not depend on the row
+                        let delta = tap_delta(g, pl, thw) as isize;
+                        for tile in 0..tiles {
+                            let cl0 = tile * R;
+                            for v0 in (0..nvec).step_by(CV) {
+                                let mut acc = [[S::zero(); CV]; R];
+                                for &(j, ho) in &rows_tab[..nrow] {
+                                    let a = apk.add(tile * R * k + j * lw * R);
+                                    let b = c.hi.f().offset(ho as isize + delta).add(v0 * S::L);
+                                    gemm_packed::<S, R, CV>(a, b, pl.cp, lw, &mut acc);
+                                }
+                                for (r, accr) in acc.iter().enumerate().take(g.c_lo - cl0) {
+                                    let dst = part.add(((cl0 + r) * nt + t) * pl.cp + v0 * S::L);
+                                    for (cc, &v) in accr.iter().enumerate() {
+                                        let p = dst.add(cc * S::L);
+                                        S::store(p, S::add(S::load(p), v));
+                                    }
                                 }
                             }
                         }
@@ -246,15 +371,18 @@ impl<const R: usize, const CV: usize> Task for Job<R, CV> {
             } else {
                 let rows = g.c_hi * nt;
                 for q0 in (0..rows).step_by(R) {
-                    let mut offs = [None; R];
-                    for (r, o) in offs.iter_mut().enumerate() {
-                        if q0 + r < rows {
-                            *o = hi_off((q0 + r) / nt, (q0 + r) % nt);
-                        }
-                    }
                     for v0 in (0..nvec).step_by(CV) {
                         let mut acc = [[S::zero(); CV]; R];
-                        for oh in oh0..oh1 {
+                        let mut nd_last = usize::MAX;
+                        let mut offs = [None; R];
+                        for row in b0..b1 {
+                            let (nd, oh) = (row / lh, row % lh);
+                            if nd != nd_last {
+                                nd_last = nd;
+                                for (r, o) in offs.iter_mut().enumerate() {
+                                    *o = if q0 + r < rows { hi_off(nd, (q0 + r) / nt, (q0 + r) % nt) } else { None };
+                                }
+                            }
                             let mut a = [c.zero.f() as *const f32; R];
                             for (r, ar) in a.iter_mut().enumerate() {
                                 if let Some(o) = offs[r] {
@@ -274,6 +402,7 @@ impl<const R: usize, const CV: usize> Task for Job<R, CV> {
                     }
                 }
             }
+            b0 = b1;
         }
     }
 }
@@ -292,7 +421,7 @@ pub fn run_plan(level: Level, pl: Plan, g: &Geom, lo: &[f32], hi: &[f32], dw: &m
     let (hi_p, lcl, zero, per_task);
     if pl.swapped {
         let l = cv.f32s(g.n * g.lo[0] * g.lo[1] * g.lo[2] * pl.cp);
-        pack_cl(lo, g.n, g.c_lo, g.lo, [1, 1], [g.lo[1], g.lo[2]], 0, pl.cp, l);
+        pack_cl(level, lo, g.n, g.c_lo, g.lo, [1, 1], [g.lo[1], g.lo[2]], 0, pl.cp, l);
         let h = cv.f32s(g.n * g.c_hi * g.hi[0] * nph(g) * halo_plane(g));
         pack_pad(g, hi, h);
         let z = cv.f32s(g.lo[2] + 2);
@@ -300,11 +429,12 @@ pub fn run_plan(level: Level, pl: Plan, g: &Geom, lo: &[f32], hi: &[f32], dw: &m
         (hi_p, lcl, zero, per_task) = (P::of(h), P::of(l), P::of(z), g.c_hi * nt * pl.cp);
     } else {
         let h = cv.f32s(g.n * g.hi[0] * nph(g) * halo_plane(g) * pl.cp);
-        pack_cl(hi, g.n, g.c_hi, g.hi, [g.s[1], g.s[2]], [g.lo[1], g.lo[2]], 1, pl.cp, h);
+        pack_cl(level, hi, g.n, g.c_hi, g.hi, [g.s[1], g.s[2]], [g.lo[1], g.lo[2]], 1, pl.cp, h);
         (hi_p, lcl, zero, per_task) = (P::of(h), P(0), P(0), g.c_lo * nt * pl.cp);
     }
     let partial = cv.f32s(tasks * per_task);
-    let ctx = Ctx { g: *g, pl, lo: P::of(lo.as_ptr()), hi: hi_p, lcl, zero, partial: P::of(partial), per_task, tasks };
+    let apk = if pl.swapped { P(0) } else { P::of(cv.f32s(tasks * g.c_lo.div_ceil(pl.r) * pl.r * block_k(g))) };
+    let ctx = Ctx { g: *g, pl, lo: P::of(lo.as_ptr()), hi: hi_p, lcl, zero, partial: P::of(partial), apk, per_task, tasks };
     macro_rules! go {
         ($($r:literal, $c:literal);*) => {
             match (pl.r, pl.cv) {
