@@ -3,6 +3,7 @@
 //! (reference.rs, the test oracle, also ConvTranspose3d's). Arguments were checked by ops::conv.
 //! Shapes: x `[N][Cin][D][H][W]`, w `[Cout][Cin][kd][kh][kw]`, bias `[Cout]`, y `[N][Cout][OD][OH][OW]`.
 
+pub mod dot;
 pub mod fast;
 pub mod layout;
 pub mod peak;

@@ -22,8 +22,8 @@ pub trait Simd: Copy + 'static {
     /// a*b + c
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
-    /// lane l = p[l * stride] for the lanes in m, else 0 (stride * L must fit in i32).
-    unsafe fn gather_m(m: Self::M, p: *const f32, stride: usize) -> Self::V;
+    /// Sum of the lanes.
+    unsafe fn hsum(v: Self::V) -> f32;
 }
 
 /// A parallel job whose body is generic over the vector level.
@@ -77,8 +77,8 @@ impl Simd for Scalar {
         a + b
     }
     #[inline(always)]
-    unsafe fn gather_m(m: bool, p: *const f32, _stride: usize) -> f32 {
-        if m { *p } else { 0.0 }
+    unsafe fn hsum(v: f32) -> f32 {
+        v
     }
 }
 
@@ -136,9 +136,8 @@ mod x86 {
             _mm512_add_ps(a, b)
         }
         #[inline(always)]
-        unsafe fn gather_m(m: __mmask16, p: *const f32, stride: usize) -> __m512 {
-            let idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(stride as i32));
-            _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m, idx, p)
+        unsafe fn hsum(v: __m512) -> f32 {
+            _mm512_reduce_add_ps(v)
         }
     }
 
@@ -185,9 +184,10 @@ mod x86 {
             _mm256_add_ps(a, b)
         }
         #[inline(always)]
-        unsafe fn gather_m(m: __m256i, p: *const f32, stride: usize) -> __m256 {
-            let idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride as i32));
-            _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), p, idx, _mm256_castsi256_ps(m))
+        unsafe fn hsum(v: __m256) -> f32 {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
         }
     }
 

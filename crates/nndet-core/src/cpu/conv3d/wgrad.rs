@@ -69,6 +69,9 @@ pub fn plan(level: Level, g: &Geom) -> Plan {
 
 /// Byte sizes of the buffers the weight gradient carves at `level`.
 pub fn sizes(level: Level, g: &Geom) -> Vec<usize> {
+    if super::dot::applies(g) {
+        return super::dot::sizes(g);
+    }
     plan_sizes(g, &plan(level, g))
 }
 
@@ -409,6 +412,9 @@ impl<const R: usize, const CV: usize> Task for Job<R, CV> {
 
 /// dw `[C_lo][C_hi][taps]` (=|+=) the weight gradient, at CPU `level`.
 pub fn run(level: Level, g: &Geom, lo: &[f32], hi: &[f32], dw: &mut [f32], acc: bool, ws: &mut [u8]) {
+    if super::dot::applies(g) {
+        return super::dot::run(level, g, lo, hi, dw, acc, ws);
+    }
     run_plan(level, plan(level, g), g, lo, hi, dw, acc, ws)
 }
 
