@@ -2,9 +2,9 @@
 //! hi[n][ch][pos], a GEMM whose reduction runs along the contiguous positions of PyTorch's layout. Register
 //! tile: R lo rows x C hi rows of vector partial sums over positions, summed across lanes at the end of
 //! each block of positions; so no channels-last copy is needed (wgrad.rs makes one for the other convs).
-//! Each pool task owns a range of positions and a private partial `[C_lo][C_hi]` in the workspace.
+//! Each pool task takes a range of positions and adds into a claimed partial `[C_lo][C_hi]` (layout::Slots).
 
-use super::layout::{Carve, P};
+use super::layout::{zero, Carve, Slots, P};
 use super::reference::Geom;
 use super::simd::{run_tasks, Simd, Task};
 use crate::cpu::features::Level;
@@ -21,7 +21,7 @@ pub fn applies(g: &Geom) -> bool {
 }
 
 pub fn sizes(g: &Geom) -> Vec<usize> {
-    vec![pool().threads() * g.c_lo * g.c_hi * 4]
+    vec![Slots::count() * g.c_lo * g.c_hi * 4]
 }
 
 struct Job {
@@ -30,6 +30,7 @@ struct Job {
     hi: P,
     partial: P,
     tasks: usize,
+    slots: Slots,
 }
 
 impl Task for Job {
@@ -39,8 +40,8 @@ impl Task for Job {
         let sp = g.lo[0] * g.lo[1] * g.lo[2];
         let total = g.n * sp;
         let (f0, f1) = (task * total / self.tasks, (task + 1) * total / self.tasks);
-        let part = self.partial.f().add(task * g.c_lo * g.c_hi);
-        std::slice::from_raw_parts_mut(part, g.c_lo * g.c_hi).fill(0.0);
+        let slot = self.slots.claim();
+        let part = self.partial.f().add(slot * g.c_lo * g.c_hi);
         let mut f = f0;
         while f < f1 {
             let (n, p0) = (f / sp, f % sp);
@@ -83,16 +84,21 @@ impl Task for Job {
                 }
             }
         }
+        self.slots.release(slot);
     }
 }
 
 /// dw `[C_lo][C_hi]` (=|+=) the weight gradient of a 1x1x1 stride-1 conv or convT, at CPU `level`.
 pub fn run(level: Level, g: &Geom, lo: &[f32], hi: &[f32], dw: &mut [f32], acc: bool, ws: &mut [u8]) {
-    let tasks = pool().threads();
+    let slots = Slots::count();
     let per = g.c_lo * g.c_hi;
-    let partial = Carve::new(ws).f32s(tasks * per);
-    let job = Job { g: *g, lo: P::of(lo.as_ptr()), hi: P::of(hi.as_ptr()), partial: P::of(partial), tasks };
+    let partial = Carve::new(ws).f32s(slots * per);
+    zero(partial, slots * per);
+    let total = g.n * g.lo[0] * g.lo[1] * g.lo[2];
+    let tasks = (4 * slots).min(total.div_ceil(BLOCK)).max(1);
+    let job = Job { g: *g, lo: P::of(lo.as_ptr()), hi: P::of(hi.as_ptr()), partial: P::of(partial), tasks, slots: Slots::new() };
     run_tasks(level, tasks, &job);
+    let tasks = slots;
     let out = P::of(dw.as_mut_ptr());
     let part = P::of(partial);
     pool().parallel_chunks(per, 256, |s, e| {

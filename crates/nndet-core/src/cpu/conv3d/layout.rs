@@ -137,3 +137,49 @@ pub fn phase_split(g: &Geom, c: usize, hi: &[f32], dst: *mut f32) {
         }
     });
 }
+
+/// Most partial-sum slots a reduction keeps (one per concurrently running task).
+pub const MAX_SLOTS: usize = 64;
+
+/// Slots for per-task partial sums: the pool runs at most `threads` tasks at once, so a reduction keeps
+/// that many partials and a task claims a free one while it runs (tasks outnumber threads, so the work
+/// balances when a core is busy with something else).
+pub struct Slots {
+    busy: [std::sync::atomic::AtomicBool; MAX_SLOTS],
+    n: usize,
+}
+
+impl Slots {
+    pub fn count() -> usize {
+        pool().threads().min(MAX_SLOTS)
+    }
+    pub fn new() -> Slots {
+        Slots { busy: [const { std::sync::atomic::AtomicBool::new(false) }; MAX_SLOTS], n: Self::count() }
+    }
+    pub fn claim(&self) -> usize {
+        use std::sync::atomic::Ordering;
+        loop {
+            for k in 0..self.n {
+                if self.busy[k].compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    return k;
+                }
+            }
+            std::thread::yield_now();
+        }
+    }
+    pub fn release(&self, k: usize) {
+        self.busy[k].store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Zero `n` floats at `p` over the pool.
+pub fn zero(p: *mut f32, n: usize) {
+    let d = P::of(p);
+    pool().parallel_chunks(n, 1 << 16, |s, e| unsafe { std::slice::from_raw_parts_mut(d.f().add(s), e - s).fill(0.0) });
+}

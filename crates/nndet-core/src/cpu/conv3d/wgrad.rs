@@ -5,10 +5,10 @@
 //!   channels-last, phase-split copy of hi with a zero halo, one tap at a time;
 //! - swapped (few hi channels, e.g. the 1-channel first layer): rows = (hi channel, tap) pairs read from a
 //!   zero-haloed plain copy of hi, vectors = lo channels from a channels-last copy of lo.
-//! Each pool task owns a contiguous range of (n, d, h) rows and a private partial sum in the workspace;
-//! the partials are reduced at the end (a fixed order, so results do not depend on scheduling).
+//! Each pool task takes a contiguous range of (n, d, h) rows and adds into a claimed partial sum in the
+//! workspace (layout::Slots); the partials are reduced at the end.
 
-use super::layout::{Carve, P};
+use super::layout::{zero, Carve, Slots, P};
 use super::reference::Geom;
 use super::simd::{lanes, run_tasks, Simd, Task};
 use crate::cpu::features::Level;
@@ -76,7 +76,7 @@ pub fn sizes(level: Level, g: &Geom) -> Vec<usize> {
 }
 
 pub fn plan_sizes(g: &Geom, pl: &Plan) -> Vec<usize> {
-    let t = pool().threads();
+    let t = Slots::count();
     if pl.swapped {
         vec![
             g.n * g.lo[0] * g.lo[1] * g.lo[2] * pl.cp * 4,
@@ -251,7 +251,7 @@ unsafe fn gemm_packed<S: Simd, const R: usize, const CV: usize>(
 }
 
 #[derive(Clone, Copy)]
-struct Ctx {
+struct Ctx<'a> {
     g: Geom,
     pl: Plan,
     lo: P,
@@ -265,11 +265,12 @@ struct Ctx {
     apk: P,
     per_task: usize,
     tasks: usize,
+    slots: &'a Slots,
 }
 
-struct Job<const R: usize, const CV: usize>(Ctx);
+struct Job<'a, const R: usize, const CV: usize>(Ctx<'a>);
 
-impl<const R: usize, const CV: usize> Task for Job<R, CV> {
+impl<const R: usize, const CV: usize> Task for Job<'_, R, CV> {
     #[inline(always)]
     unsafe fn exec<S: Simd>(&self, task: usize) {
         let c = &self.0;
@@ -278,8 +279,8 @@ impl<const R: usize, const CV: usize> Task for Job<R, CV> {
         let nt = taps(g);
         let rows_total = g.n * ld * lh;
         let (r0, r1) = (task * rows_total / c.tasks, (task + 1) * rows_total / c.tasks);
-        let part = c.partial.f().add(task * c.per_task);
-        std::slice::from_raw_parts_mut(part, c.per_task).fill(0.0);
+        let slot = c.slots.claim();
+        let part = c.partial.f().add(slot * c.per_task);
         // Rows per block: about 512 positions (several (n, d) planes when planes are small), so the
         // register tiles are flushed into the partial rarely.
         let br = block_rows(g);
@@ -312,7 +313,7 @@ impl<const R: usize, const CV: usize> Task for Job<R, CV> {
                 // Pack the block's lo rows: apk[tile][j][r] = lo[n][tile*R + r][row(j)][..] (0 past C_lo).
                 let k = (b1 - b0) * lw;
                 let tiles = g.c_lo.div_ceil(R);
-                let apk = c.apk.f().add(task * tiles * R * block_k(g));
+                let apk = c.apk.f().add(slot * tiles * R * block_k(g));
                 for tile in 0..tiles {
                     let dst = apk.add(tile * R * k);
                     for r in 0..R {
@@ -407,6 +408,7 @@ impl<const R: usize, const CV: usize> Task for Job<R, CV> {
             }
             b0 = b1;
         }
+        c.slots.release(slot);
     }
 }
 
@@ -421,10 +423,10 @@ pub fn run(level: Level, g: &Geom, lo: &[f32], hi: &[f32], dw: &mut [f32], acc: 
 /// `run` with a given plan (tests run every tile shape); ws must hold `plan_sizes(g, &pl)`.
 #[allow(clippy::too_many_arguments)]
 pub fn run_plan(level: Level, pl: Plan, g: &Geom, lo: &[f32], hi: &[f32], dw: &mut [f32], acc: bool, ws: &mut [u8]) {
-    let tasks = pool().threads();
+    let slots_n = Slots::count();
     let nt = taps(g);
     let mut cv = Carve::new(ws);
-    let (hi_p, lcl, zero, per_task);
+    let (hi_p, lcl, zero_row, per_task);
     if pl.swapped {
         let l = cv.f32s(g.n * g.lo[0] * g.lo[1] * g.lo[2] * pl.cp);
         pack_cl(level, lo, g.n, g.c_lo, g.lo, [1, 1], [g.lo[1], g.lo[2]], 0, pl.cp, l);
@@ -432,15 +434,22 @@ pub fn run_plan(level: Level, pl: Plan, g: &Geom, lo: &[f32], hi: &[f32], dw: &m
         pack_pad(g, hi, h);
         let z = cv.f32s(g.lo[2] + 2);
         unsafe { std::slice::from_raw_parts_mut(z, g.lo[2] + 2).fill(0.0) };
-        (hi_p, lcl, zero, per_task) = (P::of(h), P::of(l), P::of(z), g.c_hi * nt * pl.cp);
+        (hi_p, lcl, zero_row, per_task) = (P::of(h), P::of(l), P::of(z), g.c_hi * nt * pl.cp);
     } else {
         let h = cv.f32s(g.n * g.hi[0] * nph(g) * halo_plane(g) * pl.cp);
         pack_cl(level, hi, g.n, g.c_hi, g.hi, [g.s[1], g.s[2]], [g.lo[1], g.lo[2]], 1, pl.cp, h);
-        (hi_p, lcl, zero, per_task) = (P::of(h), P(0), P(0), g.c_lo * nt * pl.cp);
+        (hi_p, lcl, zero_row, per_task) = (P::of(h), P(0), P(0), g.c_lo * nt * pl.cp);
     }
-    let partial = cv.f32s(tasks * per_task);
-    let apk = if pl.swapped { P(0) } else { P::of(cv.f32s(tasks * g.c_lo.div_ceil(pl.r) * pl.r * block_k(g))) };
-    let ctx = Ctx { g: *g, pl, lo: P::of(lo.as_ptr()), hi: hi_p, lcl, zero, partial: P::of(partial), apk, per_task, tasks };
+    let partial = cv.f32s(slots_n * per_task);
+    zero(partial, slots_n * per_task);
+    let apk = if pl.swapped { P(0) } else { P::of(cv.f32s(slots_n * g.c_lo.div_ceil(pl.r) * pl.r * block_k(g))) };
+    let rows = g.n * g.lo[0] * g.lo[1];
+    let tasks = (4 * slots_n).min(rows.div_ceil(block_rows(g))).max(1);
+    let slots = Slots::new();
+    let ctx = Ctx {
+        g: *g, pl, lo: P::of(lo.as_ptr()), hi: hi_p, lcl, zero: zero_row, partial: P::of(partial), apk, per_task, tasks,
+        slots: &slots,
+    };
     macro_rules! go {
         ($($r:literal, $c:literal);*) => {
             match (pl.r, pl.cv) {
@@ -458,7 +467,7 @@ pub fn run_plan(level: Level, pl: Plan, g: &Geom, lo: &[f32], hi: &[f32], dw: &m
             for t in 0..nt {
                 let idx = if pl.swapped { (ch * nt + t) * pl.cp + cl } else { (cl * nt + t) * pl.cp + ch };
                 let mut s = 0f32;
-                for k in 0..tasks {
+                for k in 0..slots_n {
                     s += unsafe { *part.f().add(k * per_task + idx) };
                 }
                 let d = &mut o[ch * nt + t];
