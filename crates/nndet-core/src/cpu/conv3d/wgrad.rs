@@ -44,7 +44,7 @@ fn block_k(g: &Geom) -> usize {
 
 pub fn shapes(level: Level) -> &'static [(usize, usize)] {
     match level {
-        Level::Avx512 => &[(12, 2), (8, 3), (6, 4), (24, 1), (9, 2)],
+        Level::Avx512 => &[(12, 2), (8, 3), (6, 4), (24, 1), (9, 2), (8, 2)],
         Level::Avx2 => &[(12, 1), (6, 2), (4, 3), (9, 1)],
         Level::Scalar => &[(4, 4), (8, 1)],
     }
@@ -131,6 +131,12 @@ impl Task for PackCl {
         o[(valid + halo) * cp..].fill(0.0);
         let base = (self.src.f() as *const f32).add(b * c * sp + (id * dhw[1] + ih as usize) * dhw[2] + aw);
         let out = o.as_mut_ptr();
+        #[cfg(target_arch = "x86_64")]
+        if S::L == 16 && cp % 16 == 0 && s[1] <= 2 {
+            // S is Avx512 here, so the CPU has AVX-512.
+            t16::pack_row(base, sp, c, valid, s[1], dhw[2] - aw, out.add(halo * cp), cp);
+            return;
+        }
         // NOTE: through a 16 x 16 tile on the stack: contiguous reads along the row per channel, contiguous
         // writes along the channels per position (strided scalar stores into a large buffer are slow).
         let mut tile = [[0f32; 16]; 16];
@@ -154,6 +160,78 @@ impl Task for PackCl {
                     for (k, t) in tile.iter().enumerate().take(cw) {
                         *dst.add(k) = t[x];
                     }
+                }
+            }
+        }
+    }
+}
+
+/// AVX-512 channels-last packing of one row: 16 channels x 16 positions per in-register transpose.
+#[cfg(target_arch = "x86_64")]
+mod t16 {
+    use std::arch::x86_64::*;
+
+    /// Transpose 16 rows of 16 lanes in place.
+    #[inline(always)]
+    unsafe fn transpose(r: &mut [__m512; 16]) {
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        let mut u = [_mm512_setzero_ps(); 16];
+        let (lo, hi) = (|a: __m512, b: __m512| _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))),
+                        |a: __m512, b: __m512| _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))));
+        for i in 0..4 {
+            u[4 * i] = lo(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 1] = hi(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 2] = lo(t[4 * i + 1], t[4 * i + 3]);
+            u[4 * i + 3] = hi(t[4 * i + 1], t[4 * i + 3]);
+        }
+        // u[4i + j] holds rows 4i..4i+3 of columns j, j+4, j+8, j+12 (one per 128-bit lane)
+        for j in 0..4 {
+            let v0 = _mm512_shuffle_f32x4::<0x44>(u[j], u[4 + j]);
+            let v1 = _mm512_shuffle_f32x4::<0xEE>(u[j], u[4 + j]);
+            let v2 = _mm512_shuffle_f32x4::<0x44>(u[8 + j], u[12 + j]);
+            let v3 = _mm512_shuffle_f32x4::<0xEE>(u[8 + j], u[12 + j]);
+            r[j] = _mm512_shuffle_f32x4::<0x88>(v0, v2);
+            r[j + 4] = _mm512_shuffle_f32x4::<0xDD>(v0, v2);
+            r[j + 8] = _mm512_shuffle_f32x4::<0x88>(v1, v3);
+            r[j + 12] = _mm512_shuffle_f32x4::<0xDD>(v1, v3);
+        }
+    }
+
+    /// out[x*cp + ch] = src[ch*sp + x*step] for x < valid, ch < c (0 for ch in c..cp); `avail` source
+    /// elements are readable from src along the row; step is 1 or 2.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn pack_row(src: *const f32, sp: usize, c: usize, valid: usize, step: usize, avail: usize, out: *mut f32, cp: usize) {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        for x0 in (0..valid).step_by(16) {
+            let xn = (valid - x0).min(16);
+            for c0 in (0..cp).step_by(16) {
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (k, rk) in r.iter_mut().enumerate() {
+                    if c0 + k >= c {
+                        break;
+                    }
+                    let p = src.add((c0 + k) * sp + x0 * step);
+                    let left = avail - x0 * step;
+                    let m = |off: usize| -> __mmask16 {
+                        let n = left.saturating_sub(off).min(16);
+                        ((1u32 << n) - 1) as __mmask16
+                    };
+                    *rk = if step == 1 {
+                        _mm512_maskz_loadu_ps(m(0), p)
+                    } else {
+                        let a = _mm512_maskz_loadu_ps(m(0), p);
+                        let b = _mm512_maskz_loadu_ps(m(16), p.wrapping_add(16));
+                        _mm512_permutex2var_ps(a, even, b)
+                    };
+                }
+                transpose(&mut r);
+                for (x, rx) in r.iter().enumerate().take(xn) {
+                    _mm512_storeu_ps(out.add((x0 + x) * cp + c0), *rx);
                 }
             }
         }
@@ -458,7 +536,7 @@ pub fn run_plan(level: Level, pl: Plan, g: &Geom, lo: &[f32], hi: &[f32], dw: &m
             }
         };
     }
-    go!(12, 2; 8, 3; 6, 4; 24, 1; 9, 2; 12, 1; 6, 2; 4, 3; 9, 1; 4, 4; 8, 1);
+    go!(12, 2; 8, 3; 6, 4; 24, 1; 9, 2; 8, 2; 12, 1; 6, 2; 4, 3; 9, 1; 4, 4; 8, 1);
     let out = P::of(dw.as_mut_ptr());
     let part = P::of(partial);
     pool().parallel_for(g.c_lo, |cl| {
