@@ -6,6 +6,7 @@
 pub mod dot;
 pub mod fast;
 pub mod layout;
+pub mod pack;
 pub mod peak;
 pub mod plane;
 pub mod reference;
