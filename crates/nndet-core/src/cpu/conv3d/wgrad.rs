@@ -363,20 +363,34 @@ pub fn run_plan(level: Level, pl: Plan, g: &Geom, lo: &[f32], hi: &[f32], dw: &m
     go!(12, 2; 8, 3; 6, 4; 24, 1; 9, 2; 8, 2; 12, 1; 6, 2; 4, 3; 9, 1; 4, 4; 8, 1);
     let out = P::of(dw.as_mut_ptr());
     let part = P::of(partial);
-    pool().parallel_for(g.c_lo, |cl| {
-        let o = unsafe { std::slice::from_raw_parts_mut(out.f().add(cl * g.c_hi * nt), g.c_hi * nt) };
-        for ch in 0..g.c_hi {
-            for t in 0..nt {
-                let idx = if pl.swapped { (ch * nt + t) * pl.cp + cl } else { (cl * nt + t) * pl.cp + ch };
+    // NOTE: partials are read in their own order (contiguous), dw is written with stride within a row.
+    if pl.swapped {
+        pool().parallel_for(g.c_lo, |cl| {
+            let o = unsafe { std::slice::from_raw_parts_mut(out.f().add(cl * g.c_hi * nt), g.c_hi * nt) };
+            for (q, d) in o.iter_mut().enumerate() {
                 let mut s = 0f32;
                 for k in 0..slots_n {
-                    s += unsafe { *part.f().add(k * per_task + idx) };
+                    s += unsafe { *part.f().add(k * per_task + q * pl.cp + cl) };
                 }
-                let d = &mut o[ch * nt + t];
                 *d = if acc { *d + s } else { s };
             }
-        }
-    });
+        });
+    } else {
+        pool().parallel_for(g.c_lo, |cl| {
+            let o = unsafe { std::slice::from_raw_parts_mut(out.f().add(cl * g.c_hi * nt), g.c_hi * nt) };
+            for t in 0..nt {
+                let row = (cl * nt + t) * pl.cp;
+                for ch in 0..g.c_hi {
+                    let mut s = 0f32;
+                    for k in 0..slots_n {
+                        s += unsafe { *part.f().add(k * per_task + row + ch) };
+                    }
+                    let d = &mut o[ch * nt + t];
+                    *d = if acc { *d + s } else { s };
+                }
+            }
+        });
+    }
 }
 
 /// db[c] (=|+=) sum over n and space of dy `[N][C][sp]` (16 running f32 sums per chunk, f64 across).
