@@ -123,16 +123,25 @@ pub fn phase_split(g: &Geom, c: usize, hi: &[f32], dst: *mut f32) {
     pool().parallel_for(g.n * c * g.hi[0], |s| {
         let o = unsafe { std::slice::from_raw_parts_mut(d.f().add(s * per), per) };
         let src = &hi[s * hh * hw..][..hh * hw];
-        for ah in 0..sh {
+        // Row by source row: one contiguous read, s_w contiguous writes (the de-interleave vectorises).
+        for y in 0..lh * sh {
+            let (j, ah) = (y / sh, y % sh);
             for aw in 0..sw {
-                let ob = (ah * sw + aw) * lh * lw;
-                for j in 0..lh {
-                    let y = j * sh + ah;
-                    for i in 0..lw {
-                        let x = i * sw + aw;
-                        o[ob + j * lw + i] = if y < hh && x < hw { src[y * hw + x] } else { 0.0 };
+                let dst = &mut o[(ah * sw + aw) * lh * lw + j * lw..][..lw];
+                if y >= hh {
+                    dst.fill(0.0);
+                    continue;
+                }
+                let row = &src[y * hw..][..hw];
+                let valid = if hw > aw { (hw - aw).div_ceil(sw).min(lw) } else { 0 };
+                if sw == 1 {
+                    dst[..valid].copy_from_slice(&row[..valid]);
+                } else {
+                    for (i, v) in dst[..valid].iter_mut().enumerate() {
+                        *v = row[i * 2 + aw];
                     }
                 }
+                dst[valid..].fill(0.0);
             }
         }
     });
