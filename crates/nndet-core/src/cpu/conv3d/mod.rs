@@ -11,6 +11,7 @@ pub mod peak;
 pub mod plane;
 pub mod reference;
 pub mod simd;
+pub mod tapdot;
 #[cfg(test)]
 pub mod tests;
 pub mod wgrad;

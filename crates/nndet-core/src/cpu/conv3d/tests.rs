@@ -170,6 +170,8 @@ fn fast_conv_matches_reference_at_every_level() {
         check_fast(c, &params(c, 1, 1, 8, [7, 9, 11], [3, 3, 3], [1, 1, 1], true, acc));
         check_fast(c, &params(c, 1, 6, 5, [6, 7, 9], [1, 1, 1], [2, 2, 2], false, acc));
         check_fast(c, &params(c, 2, 19, 3, [3, 4, 5], [3, 3, 3], [2, 1, 2], true, acc));
+        check_fast(c, &params(c, 2, 3, 5, [3, 7, 9], [1, 3, 3], [1, 1, 1], true, acc));
+        check_fast(c, &params(c, 1, 2, 9, [4, 5, 19], [3, 3, 3], [1, 1, 1], false, acc));
     }
 }
 

@@ -73,6 +73,9 @@ pub fn sizes(level: Level, g: &Geom) -> Vec<usize> {
     if super::dot::applies(g) {
         return super::dot::sizes(g);
     }
+    if super::tapdot::applies(g) {
+        return super::tapdot::sizes(g);
+    }
     plan_sizes(g, &plan(level, g))
 }
 
@@ -318,6 +321,9 @@ impl<const R: usize, const CV: usize> Task for Job<'_, R, CV> {
 pub fn run(level: Level, g: &Geom, lo: &[f32], hi: &[f32], dw: &mut [f32], acc: bool, ws: &mut [u8]) {
     if super::dot::applies(g) {
         return super::dot::run(level, g, lo, hi, dw, acc, ws);
+    }
+    if super::tapdot::applies(g) {
+        return super::tapdot::run(level, g, lo, hi, dw, acc, ws);
     }
     run_plan(level, plan(level, g), g, lo, hi, dw, acc, ws)
 }
