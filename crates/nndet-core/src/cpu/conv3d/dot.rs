@@ -4,7 +4,7 @@
 //! each block of positions; so no channels-last copy is needed (wgrad.rs makes one for the other convs).
 //! Each pool task takes a range of positions and adds into a claimed partial `[C_lo][C_hi]` (layout::Slots).
 
-use super::layout::{zero, Carve, Slots, P};
+use super::layout::{zero, Carve, Sizes, Slots, P};
 use super::reference::Geom;
 use super::simd::{run_tasks, Simd, Task};
 use crate::cpu::features::Level;
@@ -20,8 +20,8 @@ pub fn applies(g: &Geom) -> bool {
     g.k == [1, 1, 1] && g.s == [1, 1, 1]
 }
 
-pub fn sizes(g: &Geom) -> Vec<usize> {
-    vec![Slots::count() * g.c_lo * g.c_hi * 4]
+pub fn sizes(g: &Geom) -> Sizes {
+    [Slots::count() * g.c_lo * g.c_hi * 4, 0, 0, 0]
 }
 
 struct Job {

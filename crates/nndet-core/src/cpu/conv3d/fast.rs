@@ -1,7 +1,7 @@
 //! Glue of the fast conv path: workspace layouts, repacks, and the calls into plane.rs (corr/adj) and
 //! wgrad.rs, for a given CPU level (tests call every level; production uses `features::level()`).
 
-use super::layout::{self, build_masks, mask_rows, pack_weights, phase_split, Carve, P, SLOTS};
+use super::layout::{self, build_masks, mask_rows, pack_weights, phase_split, Carve, Sizes, P, SLOTS};
 use super::plane::{self, Pass};
 use super::reference::Geom;
 use super::simd::lanes;
@@ -16,14 +16,11 @@ fn strided_hw(g: &Geom) -> bool {
 }
 
 /// Byte sizes of the buffers a corr (lo <- hi) or adj (hi <- lo) pass carves, valid for every level.
-pub fn plane_sizes(g: &Geom, corr: bool) -> Vec<usize> {
+pub fn plane_sizes(g: &Geom, corr: bool) -> Sizes {
     let (c_out, c_red) = if corr { (g.c_lo, g.c_hi) } else { (g.c_hi, g.c_lo) };
     let plane = g.lo[1] * g.lo[2];
-    let mut v = vec![(c_out + 8) * c_red * taps(g) * 4, mask_rows(plane, 1) * SLOTS * 2];
-    if corr && strided_hw(g) {
-        v.push(g.n * g.c_hi * g.hi[0] * g.s[1] * g.s[2] * plane * 4);
-    }
-    v
+    let split = if corr && strided_hw(g) { g.n * g.c_hi * g.hi[0] * g.s[1] * g.s[2] * plane * 4 } else { 0 };
+    [(c_out + 8) * c_red * taps(g) * 4, mask_rows(plane, 1) * SLOTS * 2, split, 0]
 }
 
 /// corr: lo (=|+=) corr(hi, w) + bias (Conv3d forward, ConvTranspose3d backward-data).
@@ -77,15 +74,17 @@ pub fn plane_pass_shape(
 }
 
 /// Bytes of workspace for a pass list: the maximum over passes of its carved size.
-pub fn ws_bytes(passes: &[Vec<usize>]) -> usize {
+pub fn ws_bytes(passes: &[Sizes]) -> usize {
     passes.iter().map(|b| layout::carve_size(b)).max().unwrap_or(0)
 }
 
 /// Workspace bytes covering every op (corr, adj, weight gradient) at every CPU level.
 pub fn all_sizes(g: &Geom) -> usize {
-    let mut passes = vec![plane_sizes(g, true), plane_sizes(g, false)];
-    for lv in [Level::Scalar, Level::Avx2, Level::Avx512] {
-        passes.push(super::wgrad::sizes(lv, g));
-    }
-    ws_bytes(&passes)
+    ws_bytes(&[
+        plane_sizes(g, true),
+        plane_sizes(g, false),
+        super::wgrad::sizes(Level::Scalar, g),
+        super::wgrad::sizes(Level::Avx2, g),
+        super::wgrad::sizes(Level::Avx512, g),
+    ])
 }

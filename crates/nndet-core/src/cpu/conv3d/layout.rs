@@ -10,6 +10,9 @@ use crate::pool::pool;
 
 pub const ALIGN: usize = 64;
 
+/// Byte sizes of the (at most 4) buffers one pass carves, in carving order (0 = unused).
+pub type Sizes = [usize; 4];
+
 /// Bytes a sequence of buffers of these byte sizes needs when carved from an unaligned workspace.
 pub fn carve_size(bytes: &[usize]) -> usize {
     ALIGN + bytes.iter().map(|b| b.div_ceil(ALIGN) * ALIGN).sum::<usize>()

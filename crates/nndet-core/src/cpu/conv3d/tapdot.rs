@@ -5,7 +5,7 @@
 //! partial sums, summed across lanes once per plane. Each task is one (n, d) plane and adds into a claimed
 //! partial `[C_lo][C_hi * taps]` (layout::Slots).
 
-use super::layout::{build_masks, mask_rows, slot, zero, Carve, Slots, P, SLOTS};
+use super::layout::{build_masks, mask_rows, slot, zero, Carve, Sizes, Slots, P, SLOTS};
 use super::reference::Geom;
 use super::simd::{lanes, run_tasks, Simd, Task};
 use crate::cpu::features::Level;
@@ -24,8 +24,8 @@ fn taps(g: &Geom) -> usize {
 }
 
 /// Byte sizes of the buffers carved (masks for one lane, the largest table; the partials).
-pub fn sizes(g: &Geom) -> Vec<usize> {
-    vec![mask_rows(g.lo[1] * g.lo[2], 1) * SLOTS * 2, Slots::count() * g.c_lo * g.c_hi * taps(g) * 4]
+pub fn sizes(g: &Geom) -> Sizes {
+    [mask_rows(g.lo[1] * g.lo[2], 1) * SLOTS * 2, Slots::count() * g.c_lo * g.c_hi * taps(g) * 4, 0, 0]
 }
 
 struct Job {

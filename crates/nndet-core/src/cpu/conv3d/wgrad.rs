@@ -8,7 +8,7 @@
 //! Each pool task takes a contiguous range of (n, d, h) rows and adds into a claimed partial sum in the
 //! workspace (layout::Slots); the partials are reduced at the end.
 
-use super::layout::{zero, Carve, Slots, P};
+use super::layout::{zero, Carve, Sizes, Slots, P};
 use super::pack::{pack_cl, pack_pad};
 use super::reference::Geom;
 use super::simd::{lanes, run_tasks, Simd, Task};
@@ -69,7 +69,7 @@ pub fn plan(level: Level, g: &Geom) -> Plan {
 }
 
 /// Byte sizes of the buffers the weight gradient carves at `level`.
-pub fn sizes(level: Level, g: &Geom) -> Vec<usize> {
+pub fn sizes(level: Level, g: &Geom) -> Sizes {
     if super::dot::applies(g) {
         return super::dot::sizes(g);
     }
@@ -79,20 +79,21 @@ pub fn sizes(level: Level, g: &Geom) -> Vec<usize> {
     plan_sizes(g, &plan(level, g))
 }
 
-pub fn plan_sizes(g: &Geom, pl: &Plan) -> Vec<usize> {
+pub fn plan_sizes(g: &Geom, pl: &Plan) -> Sizes {
     let t = Slots::count();
     if pl.swapped {
-        vec![
+        [
             g.n * g.lo[0] * g.lo[1] * g.lo[2] * pl.cp * 4,
             g.n * g.c_hi * g.hi[0] * nph(g) * halo_plane(g) * 4,
             (g.lo[2] + 2) * 4,
             t * g.c_hi * taps(g) * pl.cp * 4,
         ]
     } else {
-        vec![
+        [
             g.n * g.hi[0] * nph(g) * halo_plane(g) * pl.cp * 4,
             t * g.c_lo * taps(g) * pl.cp * 4,
             t * g.c_lo.div_ceil(pl.r) * pl.r * block_k(g) * 4,
+            0,
         ]
     }
 }
