@@ -20,7 +20,7 @@ pub fn plane_sizes(g: &Geom, corr: bool) -> Sizes {
     let (c_out, c_red) = if corr { (g.c_lo, g.c_hi) } else { (g.c_hi, g.c_lo) };
     let plane = g.lo[1] * g.lo[2];
     let split = if corr && strided_hw(g) { g.n * g.c_hi * g.hi[0] * g.s[1] * g.s[2] * plane * 4 } else { 0 };
-    [(c_out + 8) * c_red * taps(g) * 4, mask_rows(plane, 1) * SLOTS * 2, split, 0]
+    [(c_out + 32) * c_red * taps(g) * 4, mask_rows(plane, 1) * SLOTS * 2, split, 0]
 }
 
 /// corr: lo (=|+=) corr(hi, w) + bias (Conv3d forward, ConvTranspose3d backward-data).
@@ -29,8 +29,41 @@ pub fn plane_sizes(g: &Geom, corr: bool) -> Sizes {
 pub fn plane_pass(level: Level, g: &Geom, corr: bool, src: &[f32], w: &[f32], bias: &[f32], out: &mut [f32], acc: bool, ws: &mut [u8]) {
     let plane = g.lo[1] * g.lo[2];
     let c_out = if corr { g.c_lo } else { g.c_hi };
+    if use_rows(g, corr) {
+        return row_pass(level, g, corr, src, w, bias, out, acc, ws);
+    }
     let shape = plane::choose(level, c_out, plane.div_ceil(lanes(level)));
     plane_pass_shape(level, shape, g, corr, src, w, bias, out, acc, ws)
+}
+
+/// Small planes with w-shifted taps go to rowtile.rs (plane.rs would multiply many masked-off lanes).
+/// NOTE: measured: faster for corr up to W = 16, for adj only at W = 8 (slower at 16).
+pub fn use_rows(g: &Geom, corr: bool) -> bool {
+    let c_red = if corr { g.c_hi } else { g.c_lo };
+    let wmax = if corr { 16 } else { 8 };
+    g.s[1] == 1 && g.s[2] == 1 && g.k[2] == 3 && g.lo[2] <= wmax && c_red >= 16
+}
+
+/// `plane_pass` through rowtile.rs (stride 1 in h and w).
+#[allow(clippy::too_many_arguments)]
+pub fn row_pass(level: Level, g: &Geom, corr: bool, src: &[f32], w: &[f32], bias: &[f32], out: &mut [f32], acc: bool, ws: &mut [u8]) {
+    let gw = super::rowtile::cv(level) * lanes(level);
+    let c_out = if corr { g.c_lo } else { g.c_hi };
+    let c_red = if corr { g.c_hi } else { g.c_lo };
+    let wpk = Carve::new(ws).f32s(c_out.div_ceil(gw) * gw * c_red * taps(g));
+    pack_weights(g, w, corr, gw, wpk);
+    super::rowtile::run(super::rowtile::Pass {
+        g: *g,
+        level,
+        corr,
+        src: P::of(src.as_ptr()),
+        wpk: P::of(wpk),
+        out: P::of(out.as_mut_ptr()),
+        bias: P::of(bias.as_ptr()),
+        has_bias: !bias.is_empty(),
+        acc,
+        gw,
+    });
 }
 
 /// `plane_pass` with a given (G, NV) tile shape from `plane::shapes(level)` (tests run every one).

@@ -10,6 +10,7 @@ pub mod pack;
 pub mod peak;
 pub mod plane;
 pub mod reference;
+pub mod rowtile;
 pub mod simd;
 pub mod tapdot;
 #[cfg(test)]
