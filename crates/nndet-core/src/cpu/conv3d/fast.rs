@@ -36,12 +36,13 @@ pub fn plane_pass(level: Level, g: &Geom, corr: bool, src: &[f32], w: &[f32], bi
     plane_pass_shape(level, shape, g, corr, src, w, bias, out, acc, ws)
 }
 
+/// Widest row that goes to rowtile.rs (measured: faster up to 16, even at 32, slower at 64).
+pub const ROWS_WMAX: usize = 16;
+
 /// Small planes with w-shifted taps go to rowtile.rs (plane.rs would multiply many masked-off lanes).
-/// NOTE: measured: faster for corr up to W = 16, for adj only at W = 8 (slower at 16).
 pub fn use_rows(g: &Geom, corr: bool) -> bool {
     let c_red = if corr { g.c_hi } else { g.c_lo };
-    let wmax = if corr { 16 } else { 8 };
-    g.s[1] == 1 && g.s[2] == 1 && g.k[2] == 3 && g.lo[2] <= wmax && c_red >= 16
+    g.s[1] == 1 && g.s[2] == 1 && g.k[2] == 3 && g.lo[2] <= ROWS_WMAX && c_red >= 16
 }
 
 /// `plane_pass` through rowtile.rs (stride 1 in h and w).
