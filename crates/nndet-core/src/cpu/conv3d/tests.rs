@@ -195,6 +195,7 @@ fn every_tile_shape_matches_reference() {
         (Kind::Conv, params(Kind::Conv, 2, 5, 7, [3, 5, 7], [3, 3, 3], [1, 2, 2], true, false)),
         (Kind::Conv, params(Kind::Conv, 1, 17, 3, [3, 4, 6], [1, 3, 3], [1, 1, 1], true, false)),
         (Kind::Conv, params(Kind::Conv, 2, 20, 37, [3, 5, 11], [3, 3, 3], [2, 1, 1], true, false)),
+        (Kind::Conv, params(Kind::Conv, 1, 70, 66, [2, 3, 9], [3, 3, 3], [1, 1, 1], true, false)),
         (Kind::ConvT, params(Kind::ConvT, 1, 3, 18, [2, 3, 3], [2, 2, 2], [2, 2, 2], true, false)),
     ];
     for (kind, p) in geoms {
@@ -209,7 +210,7 @@ fn every_tile_shape_matches_reference() {
         r::wgrad(&g, &lo, &hi, &mut rdw, false);
         let mut ws = vec![0u8; fast::all_sizes(&g) * 2 + (1 << 16)];
         for lv in levels() {
-            if g.s[1] == 1 && g.s[2] == 1 {
+            if g.s[1] == 1 && g.s[2] == 1 && g.lo[1] <= 16 && g.lo[2] <= 16 {
                 let tag = format!("{p:?} {lv:?} rows");
                 let mut out = vec![f32::NAN; lo.len()];
                 fast::row_pass(lv, &g, true, &hi, &w, &[], &mut out, false, &mut ws);
