@@ -81,7 +81,7 @@ pub fn plane_pass_shape(
     let wpk = cv.f32s(c_out.div_ceil(gw) * gw * c_red * t);
     let masks = cv.u16s(mask_rows(plane, l) * SLOTS);
     pack_weights(g, w, corr, gw, wpk);
-    build_masks(g.lo[1], g.lo[2], l, masks);
+    build_masks(g.lo[1], g.lo[2], l, unsafe { std::slice::from_raw_parts_mut(masks, mask_rows(g.lo[1] * g.lo[2], l) * SLOTS) });
     let split = corr && strided_hw(g);
     let src_p = if split {
         let ph = cv.f32s(g.n * g.c_hi * g.hi[0] * g.s[1] * g.s[2] * plane);

@@ -69,10 +69,9 @@ pub fn mask_rows(plane: usize, lanes: usize) -> usize {
 }
 
 /// masks[v*9 + slot(dh,dw)] bit l: position p = v*L + l is in the (h x w) plane and (h+dh, w+dw) is too.
-pub fn build_masks(h: usize, w: usize, lanes: usize, masks: *mut u16) {
+pub fn build_masks(h: usize, w: usize, lanes: usize, m: &mut [u16]) {
     let plane = h * w;
-    let rows = mask_rows(plane, lanes);
-    let m = unsafe { std::slice::from_raw_parts_mut(masks, rows * SLOTS) };
+    let m = &mut m[..mask_rows(plane, lanes) * SLOTS];
     m.fill(0);
     for p in 0..plane {
         let (v, l) = (p / lanes, p % lanes);

@@ -97,7 +97,7 @@ impl<const CV: usize> Task for Job<CV> {
                 v as usize
             } else {
                 let q = (od + g.p[0]) as isize - td as isize;
-                if q < 0 || q as usize % g.s[0] != 0 || q as usize / g.s[0] >= src_d { continue; }
+                if q < 0 || !(q as usize).is_multiple_of(g.s[0]) || q as usize / g.s[0] >= src_d { continue; }
                 q as usize / g.s[0]
             };
             for oh in 0..oh_n {

@@ -8,6 +8,10 @@
 use crate::cpu::features::Level;
 use crate::pool::pool;
 
+/// # Safety
+/// Every method requires a CPU with the level's features; pointer arguments follow the intrinsics'
+/// rules (readable/writable for the unmasked lanes).
+#[allow(clippy::missing_safety_doc)]
 pub trait Simd: Copy + 'static {
     const L: usize;
     type V: Copy;
@@ -27,6 +31,7 @@ pub trait Simd: Copy + 'static {
 }
 
 /// A parallel job whose body is generic over the vector level.
+#[allow(clippy::missing_safety_doc)]
 pub trait Task: Sync {
     unsafe fn exec<S: Simd>(&self, i: usize);
 }

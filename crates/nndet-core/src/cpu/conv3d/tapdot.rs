@@ -114,7 +114,7 @@ pub fn run(level: Level, g: &Geom, lo: &[f32], hi: &[f32], dw: &mut [f32], acc: 
     let per = g.c_lo * g.c_hi * taps(g);
     let mut cv = Carve::new(ws);
     let masks = cv.u16s(mask_rows(g.lo[1] * g.lo[2], l) * SLOTS);
-    build_masks(g.lo[1], g.lo[2], l, masks);
+    build_masks(g.lo[1], g.lo[2], l, unsafe { std::slice::from_raw_parts_mut(masks, mask_rows(g.lo[1] * g.lo[2], l) * SLOTS) });
     let partial = cv.f32s(slots * per);
     zero(partial, slots * per);
     let job = Job {
