@@ -97,17 +97,20 @@ pub fn pack_weights(g: &Geom, w: &[f32], out_is_lo: bool, gw: usize, dst: *mut f
     let d = P::of(dst);
     pool().parallel_for(groups, |cg| {
         let o = unsafe { std::slice::from_raw_parts_mut(d.f().add(cg * per), per) };
-        for t in 0..taps {
-            for r in 0..c_red {
-                for j in 0..gw {
-                    let co = cg * gw + j;
-                    o[(t * c_red + r) * gw + j] = if co >= c_out {
-                        0.0
-                    } else if out_is_lo {
-                        w[(co * g.c_hi + r) * taps + t]
-                    } else {
-                        w[(r * g.c_hi + co) * taps + t]
-                    };
+        // NOTE: r, j outer and taps inner, so each weight row (all taps of one in/out pair) is read
+        // contiguously; the writes of one r stay within a few L1 lines.
+        for r in 0..c_red {
+            for j in 0..gw {
+                let co = cg * gw + j;
+                if co >= c_out {
+                    for t in 0..taps {
+                        o[(t * c_red + r) * gw + j] = 0.0;
+                    }
+                    continue;
+                }
+                let src = if out_is_lo { &w[(co * g.c_hi + r) * taps..][..taps] } else { &w[(r * g.c_hi + co) * taps..][..taps] };
+                for (t, &v) in src.iter().enumerate() {
+                    o[(t * c_red + r) * gw + j] = v;
                 }
             }
         }
