@@ -138,19 +138,35 @@ pub fn check_fast(kind: Kind, p: &[i32]) {
         r::bias_grad(g.n, pp.cout as usize, pp.out_spatial(), &dy, &mut rdb, acc);
     }
     for lv in levels() {
-        // A workspace full of garbage, offset so that it is not 64-byte aligned.
-        let mut wsb = vec![0xA5u8; ws_len + 3];
-        let ws = &mut wsb[3..];
-        let (mut y, mut dx, mut dw, mut db) = (y0.clone(), dx0.clone(), dw0.clone(), db0.clone());
+        // A workspace full of garbage, offset so that it is not 64-byte aligned, and every output and the
+        // workspace followed by canaries that must survive (the AVX-512 paths are not covered by valgrind).
+        const CANARY: usize = 64;
+        let mut wsb = vec![0xA5u8; ws_len + 3 + CANARY];
+        let with_canary = |v: &Vec<f32>| {
+            let mut c = v.clone();
+            c.extend(std::iter::repeat_n(-7.25f32, CANARY));
+            c
+        };
+        let (mut y, mut dx, mut dw, mut db) = (with_canary(&y0), with_canary(&dx0), with_canary(&dw0), with_canary(&db0));
         let tag = format!("{kind:?} {p:?} {lv:?}");
-        if kind == Kind::Conv {
-            super::fwd_at(lv, &pp, &x, &w, &b, &mut y, ws);
-            super::bwd_data_at(lv, &pp, &dy, &w, &mut dx, ws);
-            super::bwd_weight_at(lv, &pp, &x, &dy, &mut dw, &mut db, ws);
-        } else {
-            crate::cpu::convt3d::fwd_at(lv, &pp, &x, &w, &b, &mut y, ws);
-            crate::cpu::convt3d::bwd_data_at(lv, &pp, &dy, &w, &mut dx, ws);
-            crate::cpu::convt3d::bwd_weight_at(lv, &pp, &x, &dy, &mut dw, &mut db, ws);
+        {
+            let ws = &mut wsb[3..3 + ws_len];
+            let (ny, nx, nw, nb) = (y0.len(), dx0.len(), dw0.len(), db0.len());
+            let (y, dx, dw, db) = (&mut y[..ny], &mut dx[..nx], &mut dw[..nw], &mut db[..nb]);
+            if kind == Kind::Conv {
+                super::fwd_at(lv, &pp, &x, &w, &b, y, ws);
+                super::bwd_data_at(lv, &pp, &dy, &w, dx, ws);
+                super::bwd_weight_at(lv, &pp, &x, &dy, dw, db, ws);
+            } else {
+                crate::cpu::convt3d::fwd_at(lv, &pp, &x, &w, &b, y, ws);
+                crate::cpu::convt3d::bwd_data_at(lv, &pp, &dy, &w, dx, ws);
+                crate::cpu::convt3d::bwd_weight_at(lv, &pp, &x, &dy, dw, db, ws);
+            }
+        }
+        assert!(wsb[3 + ws_len..].iter().all(|&v| v == 0xA5), "{tag}: write past the workspace");
+        for (name, v, n) in [("y", &mut y, y0.len()), ("dx", &mut dx, dx0.len()), ("dw", &mut dw, dw0.len()), ("db", &mut db, db0.len())] {
+            assert!(v[n..].iter().all(|&c| c == -7.25), "{tag}: write past {name}");
+            v.truncate(n);
         }
         assert_close(&format!("{tag} y"), &y, &ry);
         assert_close(&format!("{tag} dx"), &dx, &rdx);
