@@ -37,12 +37,11 @@ pub fn plane_pass(level: Level, g: &Geom, corr: bool, src: &[f32], w: &[f32], bi
 }
 
 
-/// Small planes (up to 16 x 16; measured: at 32 no gain, at 64 slower) with w-shifted taps go to
+/// Narrow planes (w up to 16; measured: at 32 no gain, at 64 slower) with w-shifted taps go to
 /// rowtile.rs (plane.rs would multiply many masked-off lanes).
 pub fn use_rows(g: &Geom, corr: bool) -> bool {
     let c_red = if corr { g.c_hi } else { g.c_lo };
-    let max = super::rowtile::ROWS_HMAX;
-    g.s[1] == 1 && g.s[2] == 1 && g.k[2] == 3 && g.lo[1] <= max && g.lo[2] <= max && c_red >= 16
+    g.s[1] == 1 && g.s[2] == 1 && g.k[2] == 3 && g.lo[2] <= 16 && c_red >= 16
 }
 
 /// `plane_pass` through rowtile.rs (stride 1 in h and w).

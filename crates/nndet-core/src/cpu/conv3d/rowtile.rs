@@ -13,8 +13,6 @@ use crate::cpu::features::Level;
 
 /// Positions per tile along a row.
 pub const NP: usize = 8;
-/// Largest plane the row tiles take (h and w).
-pub const ROWS_HMAX: usize = 16;
 
 /// Vectors of output channels per tile at each level.
 pub fn cv(level: Level) -> usize {
@@ -62,11 +60,6 @@ struct RowTap {
     w: usize,
 }
 
-/// Most tiles per (n, d) plane (rows x row segments): planes up to 16 x 16.
-const MAX_TILES: usize = 32;
-/// Input channels per block: one block's weights (all taps) stay in L2 while every row uses them.
-const CB: usize = 64;
-
 impl<const CV: usize> Task for Job<CV> {
     #[inline(always)]
     unsafe fn exec<S: Simd>(&self, i: usize) {
@@ -74,9 +67,10 @@ impl<const CV: usize> Task for Job<CV> {
         let g = &p.g;
         // output d, h sizes (== source sizes in h, w: stride 1 there)
         let (od_n, oh_n, w_n) = if p.corr { (g.lo[0], g.lo[1], g.lo[2]) } else { (g.hi[0], g.hi[1], g.hi[2]) };
-        let od = i % od_n;
-        let ch = (i / od_n) % self.chunks;
-        let n = i / od_n / self.chunks;
+        let oh = i % oh_n;
+        let od = (i / oh_n) % od_n;
+        let ch = (i / oh_n / od_n) % self.chunks;
+        let n = i / oh_n / od_n / self.chunks;
         let (c_out, c_red) = (p.c_out(), p.c_red());
         let gw = CV * S::L;
         let groups = c_out.div_ceil(gw);
@@ -86,9 +80,8 @@ impl<const CV: usize> Task for Job<CV> {
         let cstride = src_d * plane;
         let src = (p.src.f() as *const f32).add(n * c_red * cstride);
         let ntaps = g.k[0] * g.k[1] * g.k[2];
-        // the taps of every output row of this plane
-        let mut rows = [[RowTap::default(); 27]; ROWS_HMAX];
-        let mut counts = [0usize; ROWS_HMAX];
+        let mut taps = [RowTap::default(); 27];
+        let mut nt = 0;
         for td in 0..g.k[0] {
             // source d index: corr o*s + q; adj (o + p - t)/s when divisible
             let sd = if p.corr {
@@ -100,77 +93,61 @@ impl<const CV: usize> Task for Job<CV> {
                 if q < 0 || !(q as usize).is_multiple_of(g.s[0]) || q as usize / g.s[0] >= src_d { continue; }
                 q as usize / g.s[0]
             };
-            for oh in 0..oh_n {
-                for th in 0..g.k[1] {
-                    let q = th as isize - g.p[1] as isize;
-                    let sh = oh as isize + if p.corr { q } else { -q };
-                    if sh < 0 || sh as usize >= g.lo[1] {
-                        continue;
-                    }
-                    for tw in 0..g.k[2] {
-                        let q = tw as isize - g.p[2] as isize;
-                        let dw = if p.corr { q } else { -q };
-                        let off = (sd * plane + sh as usize * w_n) as isize;
-                        rows[oh][counts[oh]] = RowTap { off, dw, w: (td * g.k[1] + th) * g.k[2] + tw };
-                        counts[oh] += 1;
-                    }
+            for th in 0..g.k[1] {
+                let q = th as isize - g.p[1] as isize;
+                let sh = oh as isize + if p.corr { q } else { -q };
+                if sh < 0 || sh as usize >= g.lo[1] {
+                    continue;
+                }
+                for tw in 0..g.k[2] {
+                    let q = tw as isize - g.p[2] as isize;
+                    let dw = if p.corr { q } else { -q };
+                    let off = (sd * plane + sh as usize * w_n) as isize;
+                    taps[nt] = RowTap { off, dw, w: (td * g.k[1] + th) * g.k[2] + tw };
+                    nt += 1;
                 }
             }
         }
-        let wt = w_n.div_ceil(NP);
-        for cg in g0..g1 {
-            let wg = (p.wpk.f() as *const f32).add(cg * ntaps * c_red * gw);
-            let mut scratch = [[[S::zero(); CV]; NP]; MAX_TILES];
-            for r0 in (0..c_red).step_by(CB) {
-                let rn = (c_red - r0).min(CB);
-                for oh in 0..oh_n {
-                    for wi in 0..wt {
-                        let w0 = wi * NP;
-                        let np = (w_n - w0).min(NP);
-                        let mut acc = scratch[oh * wt + wi];
-                        for t in &rows[oh][..counts[oh]] {
-                            // positions of this tile whose source w0 + q + dw is inside the row
-                            let lo = (-(w0 as isize) - t.dw).clamp(0, np as isize) as usize;
-                            let hi = (w_n as isize - w0 as isize - t.dw).clamp(0, np as isize) as usize;
-                            let xp = src.wrapping_offset(t.off + w0 as isize + t.dw).wrapping_add(r0 * cstride);
-                            let wp = wg.add((t.w * c_red + r0) * gw);
-                            let a = (xp, wp, rn, cstride, gw);
-                            // NOTE: the common ranges get their own unrolled loop (no per-position test)
-                            match (lo, NP - hi) {
-                                (0, 0) => tap_run::<S, CV, 0, 0>(&mut acc, a),
-                                (1, 0) => tap_run::<S, CV, 1, 0>(&mut acc, a),
-                                (0, 1) => tap_run::<S, CV, 0, 1>(&mut acc, a),
-                                (1, 1) => tap_run::<S, CV, 1, 1>(&mut acc, a),
-                                _ => tap_range::<S, CV>(&mut acc, a, lo, hi),
-                            }
-                        }
-                        scratch[oh * wt + wi] = acc;
+        let taps = &taps[..nt];
+        for w0 in (0..w_n).step_by(NP) {
+            let np = (w_n - w0).min(NP);
+            for cg in g0..g1 {
+                let wg = (p.wpk.f() as *const f32).add(cg * ntaps * c_red * gw);
+                let mut acc = [[S::zero(); CV]; NP];
+                for t in taps {
+                    // positions of this tile whose source w0 + q + dw is inside the row
+                    let lo = (-(w0 as isize) - t.dw).clamp(0, np as isize) as usize;
+                    let hi = (w_n as isize - w0 as isize - t.dw).clamp(0, np as isize) as usize;
+                    let xp = src.wrapping_offset(t.off + w0 as isize + t.dw);
+                    let wp = wg.add(t.w * c_red * gw);
+                    let a = (xp, wp, c_red, cstride, gw);
+                    // NOTE: the common ranges get their own unrolled loop (no per-position test)
+                    match (lo, NP - hi) {
+                        (0, 0) => tap_run::<S, CV, 0, 0>(&mut acc, a),
+                        (1, 0) => tap_run::<S, CV, 1, 0>(&mut acc, a),
+                        (0, 1) => tap_run::<S, CV, 0, 1>(&mut acc, a),
+                        (1, 1) => tap_run::<S, CV, 1, 1>(&mut acc, a),
+                        _ => tap_range::<S, CV>(&mut acc, a, lo, hi),
                     }
                 }
-            }
-            // epilogue: channels-in-vector -> the plain layout, one row segment per channel
-            for oh in 0..oh_n {
-                for wi in 0..wt {
-                    let w0 = wi * NP;
-                    let np = (w_n - w0).min(NP);
-                    let mut buf = [[[0f32; 16]; CV]; NP];
-                    for q in 0..NP {
-                        for c in 0..CV {
-                            S::store(buf[q][c].as_mut_ptr(), scratch[oh * wt + wi][q][c]);
-                        }
-                    }
+                // epilogue: channels-in-vector -> the plain layout, one row segment per channel
+                let mut buf = [[[0f32; 16]; CV]; NP];
+                for q in 0..NP {
                     for c in 0..CV {
-                        for l in 0..S::L {
-                            let co = cg * gw + c * S::L + l;
-                            if co >= c_out {
-                                break;
-                            }
-                            let b = if p.has_bias { *p.bias.f().add(co) } else { 0.0 };
-                            let dst = p.out.f().add((((n * c_out + co) * od_n + od) * oh_n + oh) * w_n + w0);
-                            for (q, bq) in buf.iter().enumerate().take(np) {
-                                let v = bq[c][l] + b;
-                                *dst.add(q) = if p.acc { *dst.add(q) + v } else { v };
-                            }
+                        S::store(buf[q][c].as_mut_ptr(), acc[q][c]);
+                    }
+                }
+                for c in 0..CV {
+                    for l in 0..S::L {
+                        let co = cg * gw + c * S::L + l;
+                        if co >= c_out {
+                            break;
+                        }
+                        let b = if p.has_bias { *p.bias.f().add(co) } else { 0.0 };
+                        let dst = p.out.f().add((((n * c_out + co) * od_n + od) * oh_n + oh) * w_n + w0);
+                        for (q, bq) in buf.iter().enumerate().take(np) {
+                            let v = bq[c][l] + b;
+                            *dst.add(q) = if p.acc { *dst.add(q) + v } else { v };
                         }
                     }
                 }
@@ -229,8 +206,8 @@ pub fn run(p: Pass) {
     let per_group = ntaps * p.c_red() * p.gw * 4;
     let chunk = (256 * 1024 / per_group.max(1)).clamp(1, groups);
     let chunks = groups.div_ceil(chunk);
-    let od_n = if p.corr { p.g.lo[0] } else { p.g.hi[0] };
-    let n = p.g.n * chunks * od_n;
+    let (od_n, oh_n) = if p.corr { (p.g.lo[0], p.g.lo[1]) } else { (p.g.hi[0], p.g.hi[1]) };
+    let n = p.g.n * chunks * od_n * oh_n;
     match cv(p.level) {
         2 => run_tasks(p.level, n, &Job::<2> { p, chunk, chunks }),
         8 => run_tasks(p.level, n, &Job::<8> { p, chunk, chunks }),
