@@ -1,7 +1,7 @@
 //! Glue of the fast conv path: workspace layouts, repacks, and the calls into plane.rs (corr/adj) and
 //! wgrad.rs, for a given CPU level (tests call every level; production uses `features::level()`).
 
-use super::layout::{self, build_masks, mask_rows, pack_weights, phase_split, Carve, P, SLOTS};
+use super::layout::{self, build_masks, mask_rows, pack_weights, phase_split, Carve, Sizes, P, SLOTS};
 use super::plane::{self, Pass};
 use super::reference::Geom;
 use super::simd::lanes;
@@ -16,14 +16,11 @@ fn strided_hw(g: &Geom) -> bool {
 }
 
 /// Byte sizes of the buffers a corr (lo <- hi) or adj (hi <- lo) pass carves, valid for every level.
-pub fn plane_sizes(g: &Geom, corr: bool) -> Vec<usize> {
+pub fn plane_sizes(g: &Geom, corr: bool) -> Sizes {
     let (c_out, c_red) = if corr { (g.c_lo, g.c_hi) } else { (g.c_hi, g.c_lo) };
     let plane = g.lo[1] * g.lo[2];
-    let mut v = vec![(c_out + 8) * c_red * taps(g) * 4, mask_rows(plane, 1) * SLOTS * 2];
-    if corr && strided_hw(g) {
-        v.push(g.n * g.c_hi * g.hi[0] * g.s[1] * g.s[2] * plane * 4);
-    }
-    v
+    let split = if corr && strided_hw(g) { g.n * g.c_hi * g.hi[0] * g.s[1] * g.s[2] * plane * 4 } else { 0 };
+    [(c_out + 32) * c_red * taps(g) * 4, mask_rows(plane, 1) * SLOTS * 2, split, 0]
 }
 
 /// corr: lo (=|+=) corr(hi, w) + bias (Conv3d forward, ConvTranspose3d backward-data).
@@ -32,8 +29,41 @@ pub fn plane_sizes(g: &Geom, corr: bool) -> Vec<usize> {
 pub fn plane_pass(level: Level, g: &Geom, corr: bool, src: &[f32], w: &[f32], bias: &[f32], out: &mut [f32], acc: bool, ws: &mut [u8]) {
     let plane = g.lo[1] * g.lo[2];
     let c_out = if corr { g.c_lo } else { g.c_hi };
+    if use_rows(g, corr) {
+        return row_pass(level, g, corr, src, w, bias, out, acc, ws);
+    }
     let shape = plane::choose(level, c_out, plane.div_ceil(lanes(level)));
     plane_pass_shape(level, shape, g, corr, src, w, bias, out, acc, ws)
+}
+
+
+/// Narrow planes (w up to 16; measured: at 32 no gain, at 64 slower) with w-shifted taps go to
+/// rowtile.rs (plane.rs would multiply many masked-off lanes).
+pub fn use_rows(g: &Geom, corr: bool) -> bool {
+    let c_red = if corr { g.c_hi } else { g.c_lo };
+    g.s[1] == 1 && g.s[2] == 1 && g.k[2] == 3 && g.lo[2] <= 16 && c_red >= 16
+}
+
+/// `plane_pass` through rowtile.rs (stride 1 in h and w).
+#[allow(clippy::too_many_arguments)]
+pub fn row_pass(level: Level, g: &Geom, corr: bool, src: &[f32], w: &[f32], bias: &[f32], out: &mut [f32], acc: bool, ws: &mut [u8]) {
+    let gw = super::rowtile::cv(level) * lanes(level);
+    let c_out = if corr { g.c_lo } else { g.c_hi };
+    let c_red = if corr { g.c_hi } else { g.c_lo };
+    let wpk = Carve::new(ws).f32s(c_out.div_ceil(gw) * gw * c_red * taps(g));
+    pack_weights(g, w, corr, gw, wpk);
+    super::rowtile::run(super::rowtile::Pass {
+        g: *g,
+        level,
+        corr,
+        src: P::of(src.as_ptr()),
+        wpk: P::of(wpk),
+        out: P::of(out.as_mut_ptr()),
+        bias: P::of(bias.as_ptr()),
+        has_bias: !bias.is_empty(),
+        acc,
+        gw,
+    });
 }
 
 /// `plane_pass` with a given (G, NV) tile shape from `plane::shapes(level)` (tests run every one).
@@ -50,7 +80,7 @@ pub fn plane_pass_shape(
     let wpk = cv.f32s(c_out.div_ceil(gw) * gw * c_red * t);
     let masks = cv.u16s(mask_rows(plane, l) * SLOTS);
     pack_weights(g, w, corr, gw, wpk);
-    build_masks(g.lo[1], g.lo[2], l, masks);
+    build_masks(g.lo[1], g.lo[2], l, unsafe { std::slice::from_raw_parts_mut(masks, mask_rows(g.lo[1] * g.lo[2], l) * SLOTS) });
     let split = corr && strided_hw(g);
     let src_p = if split {
         let ph = cv.f32s(g.n * g.c_hi * g.hi[0] * g.s[1] * g.s[2] * plane);
@@ -77,15 +107,17 @@ pub fn plane_pass_shape(
 }
 
 /// Bytes of workspace for a pass list: the maximum over passes of its carved size.
-pub fn ws_bytes(passes: &[Vec<usize>]) -> usize {
+pub fn ws_bytes(passes: &[Sizes]) -> usize {
     passes.iter().map(|b| layout::carve_size(b)).max().unwrap_or(0)
 }
 
 /// Workspace bytes covering every op (corr, adj, weight gradient) at every CPU level.
 pub fn all_sizes(g: &Geom) -> usize {
-    let mut passes = vec![plane_sizes(g, true), plane_sizes(g, false)];
-    for lv in [Level::Scalar, Level::Avx2, Level::Avx512] {
-        passes.push(super::wgrad::sizes(lv, g));
-    }
-    ws_bytes(&passes)
+    ws_bytes(&[
+        plane_sizes(g, true),
+        plane_sizes(g, false),
+        super::wgrad::sizes(Level::Scalar, g),
+        super::wgrad::sizes(Level::Avx2, g),
+        super::wgrad::sizes(Level::Avx512, g),
+    ])
 }

@@ -10,6 +10,9 @@ use crate::pool::pool;
 
 pub const ALIGN: usize = 64;
 
+/// Byte sizes of the (at most 4) buffers one pass carves, in carving order (0 = unused).
+pub type Sizes = [usize; 4];
+
 /// Bytes a sequence of buffers of these byte sizes needs when carved from an unaligned workspace.
 pub fn carve_size(bytes: &[usize]) -> usize {
     ALIGN + bytes.iter().map(|b| b.div_ceil(ALIGN) * ALIGN).sum::<usize>()
@@ -66,10 +69,9 @@ pub fn mask_rows(plane: usize, lanes: usize) -> usize {
 }
 
 /// masks[v*9 + slot(dh,dw)] bit l: position p = v*L + l is in the (h x w) plane and (h+dh, w+dw) is too.
-pub fn build_masks(h: usize, w: usize, lanes: usize, masks: *mut u16) {
+pub fn build_masks(h: usize, w: usize, lanes: usize, m: &mut [u16]) {
     let plane = h * w;
-    let rows = mask_rows(plane, lanes);
-    let m = unsafe { std::slice::from_raw_parts_mut(masks, rows * SLOTS) };
+    let m = &mut m[..mask_rows(plane, lanes) * SLOTS];
     m.fill(0);
     for p in 0..plane {
         let (v, l) = (p / lanes, p % lanes);
@@ -95,17 +97,20 @@ pub fn pack_weights(g: &Geom, w: &[f32], out_is_lo: bool, gw: usize, dst: *mut f
     let d = P::of(dst);
     pool().parallel_for(groups, |cg| {
         let o = unsafe { std::slice::from_raw_parts_mut(d.f().add(cg * per), per) };
-        for t in 0..taps {
-            for r in 0..c_red {
-                for j in 0..gw {
-                    let co = cg * gw + j;
-                    o[(t * c_red + r) * gw + j] = if co >= c_out {
-                        0.0
-                    } else if out_is_lo {
-                        w[(co * g.c_hi + r) * taps + t]
-                    } else {
-                        w[(r * g.c_hi + co) * taps + t]
-                    };
+        // NOTE: r, j outer and taps inner, so each weight row (all taps of one in/out pair) is read
+        // contiguously; the writes of one r stay within a few L1 lines.
+        for r in 0..c_red {
+            for j in 0..gw {
+                let co = cg * gw + j;
+                if co >= c_out {
+                    for t in 0..taps {
+                        o[(t * c_red + r) * gw + j] = 0.0;
+                    }
+                    continue;
+                }
+                let src = if out_is_lo { &w[(co * g.c_hi + r) * taps..][..taps] } else { &w[(r * g.c_hi + co) * taps..][..taps] };
+                for (t, &v) in src.iter().enumerate() {
+                    o[(t * c_red + r) * gw + j] = v;
                 }
             }
         }
@@ -123,17 +128,72 @@ pub fn phase_split(g: &Geom, c: usize, hi: &[f32], dst: *mut f32) {
     pool().parallel_for(g.n * c * g.hi[0], |s| {
         let o = unsafe { std::slice::from_raw_parts_mut(d.f().add(s * per), per) };
         let src = &hi[s * hh * hw..][..hh * hw];
-        for ah in 0..sh {
+        // Row by source row: one contiguous read, s_w contiguous writes (the de-interleave vectorises).
+        for y in 0..lh * sh {
+            let (j, ah) = (y / sh, y % sh);
             for aw in 0..sw {
-                let ob = (ah * sw + aw) * lh * lw;
-                for j in 0..lh {
-                    let y = j * sh + ah;
-                    for i in 0..lw {
-                        let x = i * sw + aw;
-                        o[ob + j * lw + i] = if y < hh && x < hw { src[y * hw + x] } else { 0.0 };
+                let dst = &mut o[(ah * sw + aw) * lh * lw + j * lw..][..lw];
+                if y >= hh {
+                    dst.fill(0.0);
+                    continue;
+                }
+                let row = &src[y * hw..][..hw];
+                let valid = if hw > aw { (hw - aw).div_ceil(sw).min(lw) } else { 0 };
+                if sw == 1 {
+                    dst[..valid].copy_from_slice(&row[..valid]);
+                } else {
+                    for (i, v) in dst[..valid].iter_mut().enumerate() {
+                        *v = row[i * 2 + aw];
                     }
                 }
+                dst[valid..].fill(0.0);
             }
         }
     });
+}
+
+/// Most partial-sum slots a reduction keeps (one per concurrently running task).
+pub const MAX_SLOTS: usize = 64;
+
+/// Slots for per-task partial sums: the pool runs at most `threads` tasks at once, so a reduction keeps
+/// that many partials and a task claims a free one while it runs (tasks outnumber threads, so the work
+/// balances when a core is busy with something else).
+pub struct Slots {
+    busy: [std::sync::atomic::AtomicBool; MAX_SLOTS],
+    n: usize,
+}
+
+impl Slots {
+    pub fn count() -> usize {
+        pool().threads().min(MAX_SLOTS)
+    }
+    pub fn new() -> Slots {
+        Slots { busy: [const { std::sync::atomic::AtomicBool::new(false) }; MAX_SLOTS], n: Self::count() }
+    }
+    pub fn claim(&self) -> usize {
+        use std::sync::atomic::Ordering;
+        loop {
+            for k in 0..self.n {
+                if self.busy[k].compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    return k;
+                }
+            }
+            std::thread::yield_now();
+        }
+    }
+    pub fn release(&self, k: usize) {
+        self.busy[k].store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Zero `n` floats at `p` over the pool.
+pub fn zero(p: *mut f32, n: usize) {
+    let d = P::of(p);
+    pool().parallel_chunks(n, 1 << 16, |s, e| unsafe { std::slice::from_raw_parts_mut(d.f().add(s), e - s).fill(0.0) });
 }

@@ -1,14 +1,27 @@
-//! Conv3d on the CPU: dispatch between the fast path (plane.rs forward-type kernel, wgrad.rs weight
-//! gradient; AVX-512 / AVX2 / scalar chosen by `features::level()`) and the plain reference loops
-//! (reference.rs, the test oracle, also ConvTranspose3d's). Arguments were checked by ops::conv.
+//! Conv3d on the CPU (and, through the same kernels, ConvTranspose3d: cpu/convt3d.rs).
 //! Shapes: x `[N][Cin][D][H][W]`, w `[Cout][Cin][kd][kh][kw]`, bias `[Cout]`, y `[N][Cout][OD][OH][OW]`.
+//! Arguments were checked by ops::conv. Level (AVX-512 / AVX2 / scalar) from `features::level()`; the
+//! `*_at` functions take it explicitly (tests run every level). Kernels (fast.rs picks):
+//! - forward and backward-data: plane.rs (vectors along the flattened (h, w) plane, masked taps), or
+//!   rowtile.rs for planes up to 16 x 16 at stride 1 (vectors of output channels, taps off the row skipped);
+//! - backward-weight: wgrad.rs (GEMM over positions on channels-last copies), dot.rs (1x1x1), tapdot.rs
+//!   (few input channels, e.g. the first layer);
+//! - reference.rs: the plain loops, the test oracle. All scratch lives in the caller's workspace.
+//!
+//! NOTE: kernels index fixed-size register tiles with const-bounded loops on purpose (they unroll).
 
+#![allow(clippy::needless_range_loop)]
+
+pub mod dot;
 pub mod fast;
 pub mod layout;
+pub mod pack;
 pub mod peak;
 pub mod plane;
 pub mod reference;
+pub mod rowtile;
 pub mod simd;
+pub mod tapdot;
 #[cfg(test)]
 pub mod tests;
 pub mod wgrad;

@@ -7,18 +7,22 @@ use crate::pool::pool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-const ITERS: usize = 1 << 16;
+const ITERS: usize = 1 << 14;
 
-/// Run the FMA loop on all pool threads for `seconds`; returns GFLOP/s over all threads.
+/// Run the FMA loop on all pool threads for about `seconds`; returns GFLOP/s over all threads.
+/// NOTE: many short tasks rather than one per thread, so a worker that wakes late still takes its share
+/// (with one task per thread, the caller could run both and the probe would measure one core).
 pub fn peak_gflops(seconds: f64) -> f64 {
     let threads = pool().threads();
+    let tasks = threads * 20;
+    let slice = seconds / 20.0;
     let flops = AtomicU64::new(0);
     let sink = AtomicU64::new(0);
     let t0 = Instant::now();
-    pool().parallel_for(threads, |_| {
+    pool().parallel_for(tasks, |_| {
         let start = Instant::now();
         let mut done = 0u64;
-        while start.elapsed().as_secs_f64() < seconds {
+        while start.elapsed().as_secs_f64() < slice {
             let (f, s) = burst();
             done += f;
             sink.fetch_add(s.to_bits() as u64 & 1, Ordering::Relaxed);

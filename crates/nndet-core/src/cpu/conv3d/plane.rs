@@ -6,6 +6,7 @@
 //! - `adj` (hi <- lo): Conv3d backward-data, ConvTranspose3d forward. Stride 1: a correlation with the
 //!   flipped kernel. Stride 2 in h/w: one pass per output phase (a_h, a_w) with the taps that reach it,
 //!   scattered into hi.
+//!
 //! Masks (layout.rs) zero the taps that fall off the plane, so no padded copy is needed.
 
 use super::layout::{slot, P, SLOTS};
@@ -150,7 +151,7 @@ impl<const G: usize, const NV: usize> Task for Job<G, NV> {
                 src = (p.src.f() as *const f32).add(n * g.c_lo * cstride);
                 for td in 0..g.k[0] {
                     let q = (od + g.p[0]) as isize - td as isize;
-                    if q < 0 || q as usize % g.s[0] != 0 || q as usize / g.s[0] >= g.lo[0] {
+                    if q < 0 || !(q as usize).is_multiple_of(g.s[0]) || q as usize / g.s[0] >= g.lo[0] {
                         continue;
                     }
                     let o_d = q as usize / g.s[0];

@@ -6,6 +6,7 @@
 //! joined by `hi = lo*s + t - p`, and a weight `[C_lo][C_hi][kd][kh][kw]`:
 //! - Conv3d:          lo = output y (C_lo = Cout), hi = input x (C_hi = Cin), weight [Cout][Cin][k].
 //! - ConvTranspose3d: lo = input x (C_lo = Cin), hi = output y (C_hi = Cout), weight [Cin][Cout][k].
+//!
 //! Then `corr` is conv fwd / convT bwd-data, `adj` is conv bwd-data / convT fwd, `wgrad` is both bwd-weights.
 
 use crate::ops::conv::Conv3dParams;
@@ -68,7 +69,7 @@ impl Geom {
     /// lo index whose tap `t` lands on hi index `i` along axis `a`, if any.
     fn lo_of(&self, a: usize, i: usize, t: usize) -> Option<usize> {
         let q = (i + self.p[a]) as isize - t as isize;
-        if q < 0 || q as usize % self.s[a] != 0 {
+        if q < 0 || !(q as usize).is_multiple_of(self.s[a]) {
             return None;
         }
         let o = q as usize / self.s[a];

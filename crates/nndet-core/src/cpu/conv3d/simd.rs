@@ -8,6 +8,10 @@
 use crate::cpu::features::Level;
 use crate::pool::pool;
 
+/// # Safety
+/// Every method requires a CPU with the level's features; pointer arguments follow the intrinsics'
+/// rules (readable/writable for the unmasked lanes).
+#[allow(clippy::missing_safety_doc)]
 pub trait Simd: Copy + 'static {
     const L: usize;
     type V: Copy;
@@ -22,9 +26,12 @@ pub trait Simd: Copy + 'static {
     /// a*b + c
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// Sum of the lanes.
+    unsafe fn hsum(v: Self::V) -> f32;
 }
 
 /// A parallel job whose body is generic over the vector level.
+#[allow(clippy::missing_safety_doc)]
 pub trait Task: Sync {
     unsafe fn exec<S: Simd>(&self, i: usize);
 }
@@ -73,6 +80,10 @@ impl Simd for Scalar {
     #[inline(always)]
     unsafe fn add(a: f32, b: f32) -> f32 {
         a + b
+    }
+    #[inline(always)]
+    unsafe fn hsum(v: f32) -> f32 {
+        v
     }
 }
 
@@ -129,6 +140,10 @@ mod x86 {
         unsafe fn add(a: __m512, b: __m512) -> __m512 {
             _mm512_add_ps(a, b)
         }
+        #[inline(always)]
+        unsafe fn hsum(v: __m512) -> f32 {
+            _mm512_reduce_add_ps(v)
+        }
     }
 
     impl Simd for Avx2 {
@@ -172,6 +187,12 @@ mod x86 {
         #[inline(always)]
         unsafe fn add(a: __m256, b: __m256) -> __m256 {
             _mm256_add_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn hsum(v: __m256) -> f32 {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
         }
     }
 

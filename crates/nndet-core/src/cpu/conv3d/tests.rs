@@ -138,19 +138,35 @@ pub fn check_fast(kind: Kind, p: &[i32]) {
         r::bias_grad(g.n, pp.cout as usize, pp.out_spatial(), &dy, &mut rdb, acc);
     }
     for lv in levels() {
-        // A workspace full of garbage, offset so that it is not 64-byte aligned.
-        let mut wsb = vec![0xA5u8; ws_len + 3];
-        let ws = &mut wsb[3..];
-        let (mut y, mut dx, mut dw, mut db) = (y0.clone(), dx0.clone(), dw0.clone(), db0.clone());
+        // A workspace full of garbage, offset so that it is not 64-byte aligned, and every output and the
+        // workspace followed by canaries that must survive (the AVX-512 paths are not covered by valgrind).
+        const CANARY: usize = 64;
+        let mut wsb = vec![0xA5u8; ws_len + 3 + CANARY];
+        let with_canary = |v: &Vec<f32>| {
+            let mut c = v.clone();
+            c.extend(std::iter::repeat_n(-7.25f32, CANARY));
+            c
+        };
+        let (mut y, mut dx, mut dw, mut db) = (with_canary(&y0), with_canary(&dx0), with_canary(&dw0), with_canary(&db0));
         let tag = format!("{kind:?} {p:?} {lv:?}");
-        if kind == Kind::Conv {
-            super::fwd_at(lv, &pp, &x, &w, &b, &mut y, ws);
-            super::bwd_data_at(lv, &pp, &dy, &w, &mut dx, ws);
-            super::bwd_weight_at(lv, &pp, &x, &dy, &mut dw, &mut db, ws);
-        } else {
-            crate::cpu::convt3d::fwd_at(lv, &pp, &x, &w, &b, &mut y, ws);
-            crate::cpu::convt3d::bwd_data_at(lv, &pp, &dy, &w, &mut dx, ws);
-            crate::cpu::convt3d::bwd_weight_at(lv, &pp, &x, &dy, &mut dw, &mut db, ws);
+        {
+            let ws = &mut wsb[3..3 + ws_len];
+            let (ny, nx, nw, nb) = (y0.len(), dx0.len(), dw0.len(), db0.len());
+            let (y, dx, dw, db) = (&mut y[..ny], &mut dx[..nx], &mut dw[..nw], &mut db[..nb]);
+            if kind == Kind::Conv {
+                super::fwd_at(lv, &pp, &x, &w, &b, y, ws);
+                super::bwd_data_at(lv, &pp, &dy, &w, dx, ws);
+                super::bwd_weight_at(lv, &pp, &x, &dy, dw, db, ws);
+            } else {
+                crate::cpu::convt3d::fwd_at(lv, &pp, &x, &w, &b, y, ws);
+                crate::cpu::convt3d::bwd_data_at(lv, &pp, &dy, &w, dx, ws);
+                crate::cpu::convt3d::bwd_weight_at(lv, &pp, &x, &dy, dw, db, ws);
+            }
+        }
+        assert!(wsb[3 + ws_len..].iter().all(|&v| v == 0xA5), "{tag}: write past the workspace");
+        for (name, v, n) in [("y", &mut y, y0.len()), ("dx", &mut dx, dx0.len()), ("dw", &mut dw, dw0.len()), ("db", &mut db, db0.len())] {
+            assert!(v[n..].iter().all(|&c| c == -7.25), "{tag}: write past {name}");
+            v.truncate(n);
         }
         assert_close(&format!("{tag} y"), &y, &ry);
         assert_close(&format!("{tag} dx"), &dx, &rdx);
@@ -170,6 +186,8 @@ fn fast_conv_matches_reference_at_every_level() {
         check_fast(c, &params(c, 1, 1, 8, [7, 9, 11], [3, 3, 3], [1, 1, 1], true, acc));
         check_fast(c, &params(c, 1, 6, 5, [6, 7, 9], [1, 1, 1], [2, 2, 2], false, acc));
         check_fast(c, &params(c, 2, 19, 3, [3, 4, 5], [3, 3, 3], [2, 1, 2], true, acc));
+        check_fast(c, &params(c, 2, 3, 5, [3, 7, 9], [1, 3, 3], [1, 1, 1], true, acc));
+        check_fast(c, &params(c, 1, 2, 9, [4, 5, 19], [3, 3, 3], [1, 1, 1], false, acc));
     }
 }
 
@@ -192,6 +210,8 @@ fn every_tile_shape_matches_reference() {
     let geoms = [
         (Kind::Conv, params(Kind::Conv, 2, 5, 7, [3, 5, 7], [3, 3, 3], [1, 2, 2], true, false)),
         (Kind::Conv, params(Kind::Conv, 1, 17, 3, [3, 4, 6], [1, 3, 3], [1, 1, 1], true, false)),
+        (Kind::Conv, params(Kind::Conv, 2, 20, 37, [3, 5, 11], [3, 3, 3], [2, 1, 1], true, false)),
+        (Kind::Conv, params(Kind::Conv, 1, 70, 66, [2, 3, 9], [3, 3, 3], [1, 1, 1], true, false)),
         (Kind::ConvT, params(Kind::ConvT, 1, 3, 18, [2, 3, 3], [2, 2, 2], [2, 2, 2], true, false)),
     ];
     for (kind, p) in geoms {
@@ -206,6 +226,15 @@ fn every_tile_shape_matches_reference() {
         r::wgrad(&g, &lo, &hi, &mut rdw, false);
         let mut ws = vec![0u8; fast::all_sizes(&g) * 2 + (1 << 16)];
         for lv in levels() {
+            if g.s[1] == 1 && g.s[2] == 1 && g.lo[1] <= 16 && g.lo[2] <= 16 {
+                let tag = format!("{p:?} {lv:?} rows");
+                let mut out = vec![f32::NAN; lo.len()];
+                fast::row_pass(lv, &g, true, &hi, &w, &[], &mut out, false, &mut ws);
+                assert_close(&format!("{tag} corr"), &out, &rlo);
+                let mut out = vec![f32::NAN; hi.len()];
+                fast::row_pass(lv, &g, false, &lo, &w, &[], &mut out, false, &mut ws);
+                assert_close(&format!("{tag} adj"), &out, &rhi);
+            }
             for &shape in plane::shapes(lv) {
                 let tag = format!("{p:?} {lv:?} {shape:?}");
                 let mut out = vec![f32::NAN; lo.len()];
