@@ -51,7 +51,7 @@ pub fn row_pass(level: Level, g: &Geom, corr: bool, src: &[f32], w: &[f32], bias
     let c_out = if corr { g.c_lo } else { g.c_hi };
     let c_red = if corr { g.c_hi } else { g.c_lo };
     let wpk = Carve::new(ws).f32s(c_out.div_ceil(gw) * gw * c_red * taps(g));
-    pack_weights(g, w, corr, gw, wpk);
+    super::rowtile::pack(g, w, corr, gw, wpk);
     super::rowtile::run(super::rowtile::Pass {
         g: *g,
         level,
