@@ -84,7 +84,7 @@ pub fn plane_pass_shape(
     let split = corr && strided_hw(g);
     let src_p = if split {
         let ph = cv.f32s(g.n * g.c_hi * g.hi[0] * g.s[1] * g.s[2] * plane);
-        phase_split(g, g.c_hi, src, ph);
+        phase_split(level, g, g.c_hi, src, ph);
         P::of(ph)
     } else {
         P::of(src.as_ptr())
