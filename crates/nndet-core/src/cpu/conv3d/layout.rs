@@ -118,17 +118,18 @@ pub fn pack_weights(g: &Geom, w: &[f32], out_is_lo: bool, gw: usize, dst: *mut f
     });
 }
 
-/// Phase-split the hi tensor `[N][C][HI_d][HI_h][HI_w]` into `[N][C][HI_d][s_h*s_w][LO_h][LO_w]` with
-/// ph[..][a_h*s_w + a_w][j][i] = hi[..][j*s_h + a_h][i*s_w + a_w] (0 past the edge).
-pub fn phase_split(level: Level, g: &Geom, c: usize, hi: &[f32], dst: *mut f32) {
+/// Phase-split the d-slices d0..d0 + dn of the hi tensor `[N][C][HI_d][HI_h][HI_w]` into
+/// `[N][C][dn][s_h*s_w][LO_h][LO_w]` with ph[..][a_h*s_w + a_w][j][i] = hi[..][j*s_h + a_h][i*s_w + a_w]
+/// (0 past the edge).
+pub fn phase_split(level: Level, g: &Geom, c: usize, (d0, dn): (usize, usize), hi: &[f32], dst: *mut f32) {
     let (sh, sw) = (g.s[1], g.s[2]);
     let (lh, lw) = (g.lo[1], g.lo[2]);
     let (hh, hw) = (g.hi[1], g.hi[2]);
     let per = sh * sw * lh * lw;
     let d = P::of(dst);
-    pool().parallel_for(g.n * c * g.hi[0], |s| {
+    pool().parallel_for(g.n * c * dn, |s| {
         let o = unsafe { std::slice::from_raw_parts_mut(d.f().add(s * per), per) };
-        let src = &hi[s * hh * hw..][..hh * hw];
+        let src = &hi[((s / dn) * g.hi[0] + d0 + s % dn) * hh * hw..][..hh * hw];
         // Row by source row: one contiguous read, s_w contiguous writes (AVX-512: both columns at once).
         for y in 0..lh * sh {
             let (j, ah) = (y / sh, y % sh);
@@ -158,11 +159,6 @@ pub fn phase_split(level: Level, g: &Geom, c: usize, hi: &[f32], dst: *mut f32) 
                 dst[valid..].fill(0.0);
             }
         }
-        #[cfg(target_arch = "x86_64")]
-        if level == Level::Avx512 && sw == 2 {
-            // SAFETY: sfence orders split_row_512's streaming stores before the pass that reads them
-            unsafe { std::arch::x86_64::_mm_sfence() };
-        }
     });
 }
 
@@ -179,18 +175,9 @@ unsafe fn split_row_512(row: *const f32, hw: usize, even: *mut f32, odd: *mut f3
         let ns = hw.saturating_sub(2 * i0);
         let a = _mm512_maskz_loadu_ps(bits(ns), row.wrapping_add(2 * i0));
         let b = _mm512_maskz_loadu_ps(bits(ns.saturating_sub(16)), row.wrapping_add(2 * i0 + 16));
-        let (e, o) = (_mm512_permutex2var_ps(a, ie, b), _mm512_permutex2var_ps(a, io, b));
-        let (pe, po) = (even.add(i0), odd.add(i0));
-        if lw - i0 >= 16 && (pe as usize | po as usize) % 64 == 0 {
-            // NOTE: streaming stores: the split (larger than the caches when it matters) is read back from
-            // memory anyway, so the destination lines need not be read first
-            _mm512_stream_ps(pe, e);
-            _mm512_stream_ps(po, o);
-        } else {
-            let m = bits(lw - i0);
-            _mm512_mask_storeu_ps(pe, m, e);
-            _mm512_mask_storeu_ps(po, m, o);
-        }
+        let m = bits(lw - i0);
+        _mm512_mask_storeu_ps(even.add(i0), m, _mm512_permutex2var_ps(a, ie, b));
+        _mm512_mask_storeu_ps(odd.add(i0), m, _mm512_permutex2var_ps(a, io, b));
     }
 }
 

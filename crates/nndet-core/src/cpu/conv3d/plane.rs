@@ -69,6 +69,12 @@ pub struct Pass {
     pub src: P,
     /// true when src is a phase split of hi (corr with stride 2 in h/w)
     pub split: bool,
+    /// output d-slices of this pass: od0..od0 + od_n (a slab of the output; all of it for adj)
+    pub od0: usize,
+    pub od_n: usize,
+    /// corr: src holds the hi d-slices sd0..sd0 + sdn of each channel (a slab of the split)
+    pub sd0: usize,
+    pub sdn: usize,
     pub wpk: P,
     pub masks: P,
     pub out: P,
@@ -106,8 +112,8 @@ impl<const G: usize, const NV: usize> Task for Job<G, NV> {
     unsafe fn exec<S: Simd>(&self, i: usize) {
         let p = &self.p;
         let g = &p.g;
-        let od = i % p.out_d();
-        let rest = i / p.out_d();
+        let od = p.od0 + i % p.od_n;
+        let rest = i / p.od_n;
         let (ch, n) = (rest % self.chunks, rest / self.chunks);
         let (lh, lw) = (g.lo[1], g.lo[2]);
         let plane = lh * lw;
@@ -125,13 +131,15 @@ impl<const G: usize, const NV: usize> Task for Job<G, NV> {
                 // source hi index = o*s + q, q = t - p; phase q mod s, shift q div s
                 let nph = if p.split { g.s[1] * g.s[2] } else { 1 };
                 let dstride = nph * plane;
-                cstride = g.hi[0] * dstride;
+                cstride = p.sdn * dstride;
                 src = (p.src.f() as *const f32).add(n * g.c_hi * cstride);
                 for td in 0..g.k[0] {
                     let id = (od * g.s[0] + td) as isize - g.p[0] as isize;
                     if id < 0 || id as usize >= g.hi[0] {
                         continue;
                     }
+                    let id = id as usize - p.sd0;
+                    debug_assert!(id < p.sdn, "d-slice {id} outside the slab of {}", p.sdn);
                     for th in 0..g.k[1] {
                         let q = th as isize - g.p[1] as isize;
                         let (a1, dh) = (q.rem_euclid(g.s[1] as isize), q.div_euclid(g.s[1] as isize));
@@ -139,7 +147,7 @@ impl<const G: usize, const NV: usize> Task for Job<G, NV> {
                             let q = tw as isize - g.p[2] as isize;
                             let (a2, dw) = (q.rem_euclid(g.s[2] as isize), q.div_euclid(g.s[2] as isize));
                             let phase = if p.split { (a1 * g.s[2] as isize + a2) as usize } else { 0 };
-                            let off = (id as usize * dstride + phase * plane) as isize + dh * lw as isize + dw;
+                            let off = (id * dstride + phase * plane) as isize + dh * lw as isize + dw;
                             taps[nt] = Tap { off, w: (td * g.k[1] + th) * g.k[2] + tw, m: slot(dh, dw) };
                             nt += 1;
                         }
@@ -254,7 +262,7 @@ pub fn run(p: Pass) {
     let per_group = p.taps() * p.c_red() * p.gw * 4;
     let chunk = (256 * 1024 / per_group.max(1)).clamp(1, groups);
     let chunks = groups.div_ceil(chunk);
-    let n = p.g.n * chunks * p.out_d();
+    let n = p.g.n * chunks * p.od_n;
     macro_rules! go {
         ($($gw:literal, $nv:literal);*) => {
             match (p.gw, p.nv) {
