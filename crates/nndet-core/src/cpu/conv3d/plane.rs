@@ -210,6 +210,18 @@ impl<const G: usize, const NV: usize> Task for Job<G, NV> {
                                 }
                                 S::store_m(m, ptr, val);
                             }
+                        } else if g.s[2] == 2 && lw.is_multiple_of(S::L) {
+                            // each vector lies in one lo row; its lanes go to every other hi column
+                            for v in 0..NV {
+                                let q = p0 + v * S::L;
+                                let (jr, x0) = (q / lw, (q % lw) * 2 + aw);
+                                let y = jr * g.s[1] + ah;
+                                if jr >= lh || y >= g.hi[1] || x0 >= g.hi[2] {
+                                    continue;
+                                }
+                                let n = (g.hi[2] - x0).div_ceil(2).min(S::L);
+                                S::store_stride2(dst.add(y * g.hi[2] + x0), accj[v], b, n, p.acc);
+                            }
                         } else {
                             let mut buf = [[0f32; 16]; NV];
                             for v in 0..NV {
