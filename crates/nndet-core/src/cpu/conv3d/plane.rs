@@ -2,10 +2,11 @@
 //! vectorised along the flattened (h, w) plane of PyTorch's own layout, as a sum over (tap, input channel)
 //! of broadcast weight x masked, shifted input vector. Two drivers (see reference.rs for lo/hi):
 //! - `corr` (lo <- hi): Conv3d forward, ConvTranspose3d backward-data. Stride 2 in h/w reads a
-//!   phase-split copy of hi, so every tap is a shift by (dh, dw) in {-1,0,1}^2 of a lo-sized plane.
+//!   phase-split copy of hi, so every tap is a shift by (dh, dw) in {-1,0,1}^2 of a lo-sized plane; the
+//!   copy is made and read one slab of output d-slices at a time (fast.rs), so it stays in cache.
 //! - `adj` (hi <- lo): Conv3d backward-data, ConvTranspose3d forward. Stride 1: a correlation with the
 //!   flipped kernel. Stride 2 in h/w: one pass per output phase (a_h, a_w) with the taps that reach it,
-//!   scattered into hi.
+//!   scattered into hi (every other column by vector stores when lo rows are whole vectors).
 //!
 //! Masks (layout.rs) zero the taps that fall off the plane, so no padded copy is needed.
 
