@@ -19,8 +19,25 @@ fn strided_hw(g: &Geom) -> bool {
 pub fn plane_sizes(g: &Geom, corr: bool) -> Sizes {
     let (c_out, c_red) = if corr { (g.c_lo, g.c_hi) } else { (g.c_hi, g.c_lo) };
     let plane = g.lo[1] * g.lo[2];
-    let split = if corr && strided_hw(g) { g.n * g.c_hi * g.hi[0] * g.s[1] * g.s[2] * plane * 4 } else { 0 };
+    let split = if corr && strided_hw(g) { g.n * g.c_hi * slab(g).1 * g.s[1] * g.s[2] * plane * 4 } else { 0 };
     [(c_out + 32) * c_red * taps(g) * 4, mask_rows(plane, 1) * SLOTS * 2, split, 0]
+}
+
+/// Bytes of phase-split input a slab of the corr pass at stride 2 in h/w may hold.
+/// NOTE: split and read back slab by slab, the split stays in L3 (at 32 ch 64^3 the whole split is 64 MiB,
+/// and writing it out and reading it back cost ~15% of the forward).
+#[cfg(not(test))]
+const SLAB_BYTES: usize = 8 << 20;
+/// Small in the tests, so they cover many slabs (of one and of several output d-slices).
+#[cfg(test)]
+const SLAB_BYTES: usize = 16 << 10;
+
+/// Output d-slices per slab, and the most hi d-slices a slab reads.
+pub fn slab(g: &Geom) -> (usize, usize) {
+    let per = g.n * g.c_hi * g.s[1] * g.s[2] * g.lo[1] * g.lo[2] * 4;
+    let fit = SLAB_BYTES / per.max(1);
+    let od = if fit <= g.k[0] { 1 } else { ((fit - g.k[0]) / g.s[0] + 1).min(g.lo[0]) };
+    (od, ((od - 1) * g.s[0] + g.k[0]).min(g.hi[0]))
 }
 
 /// corr: lo (=|+=) corr(hi, w) + bias (Conv3d forward, ConvTranspose3d backward-data).
@@ -51,7 +68,7 @@ pub fn row_pass(level: Level, g: &Geom, corr: bool, src: &[f32], w: &[f32], bias
     let c_out = if corr { g.c_lo } else { g.c_hi };
     let c_red = if corr { g.c_hi } else { g.c_lo };
     let wpk = Carve::new(ws).f32s(c_out.div_ceil(gw) * gw * c_red * taps(g));
-    pack_weights(g, w, corr, gw, wpk);
+    super::rowtile::pack(g, w, corr, gw, wpk);
     super::rowtile::run(super::rowtile::Pass {
         g: *g,
         level,
@@ -81,20 +98,16 @@ pub fn plane_pass_shape(
     let masks = cv.u16s(mask_rows(plane, l) * SLOTS);
     pack_weights(g, w, corr, gw, wpk);
     build_masks(g.lo[1], g.lo[2], l, unsafe { std::slice::from_raw_parts_mut(masks, mask_rows(g.lo[1] * g.lo[2], l) * SLOTS) });
-    let split = corr && strided_hw(g);
-    let src_p = if split {
-        let ph = cv.f32s(g.n * g.c_hi * g.hi[0] * g.s[1] * g.s[2] * plane);
-        phase_split(g, g.c_hi, src, ph);
-        P::of(ph)
-    } else {
-        P::of(src.as_ptr())
-    };
-    plane::run(Pass {
+    let pass = Pass {
         g: *g,
         level,
         corr,
-        src: src_p,
-        split,
+        src: P::of(src.as_ptr()),
+        split: false,
+        od0: 0,
+        od_n: if corr { g.lo[0] } else { g.hi[0] },
+        sd0: 0,
+        sdn: g.hi[0],
         wpk: P::of(wpk),
         masks: P::of(masks),
         out: P::of(out.as_mut_ptr()),
@@ -103,7 +116,20 @@ pub fn plane_pass_shape(
         acc,
         gw,
         nv,
-    });
+    };
+    if !(corr && strided_hw(g)) {
+        return plane::run(pass);
+    }
+    let (slab_od, slab_d) = slab(g);
+    let ph = cv.f32s(g.n * g.c_hi * slab_d * g.s[1] * g.s[2] * plane);
+    for od0 in (0..g.lo[0]).step_by(slab_od) {
+        let od_n = slab_od.min(g.lo[0] - od0);
+        // hi d-slices the slab reads: o*s + t - p for o in od0..od0 + od_n, t < k, inside hi
+        let sd0 = (od0 * g.s[0]).saturating_sub(g.p[0]);
+        let sdn = (((od0 + od_n - 1) * g.s[0] + g.k[0]).saturating_sub(g.p[0])).min(g.hi[0]) - sd0;
+        phase_split(level, g, g.c_hi, (sd0, sdn), src, ph);
+        plane::run(Pass { src: P::of(ph), split: true, od0, od_n, sd0, sdn, ..pass });
+    }
 }
 
 /// Bytes of workspace for a pass list: the maximum over passes of its carved size.

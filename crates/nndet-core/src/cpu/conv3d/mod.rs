@@ -3,7 +3,8 @@
 //! Arguments were checked by ops::conv. Level (AVX-512 / AVX2 / scalar) from `features::level()`; the
 //! `*_at` functions take it explicitly (tests run every level). Kernels (fast.rs picks):
 //! - forward and backward-data: plane.rs (vectors along the flattened (h, w) plane, masked taps), or
-//!   rowtile.rs for planes up to 16 x 16 at stride 1 (vectors of output channels, taps off the row skipped);
+//!   rowtile.rs for planes up to 16 wide at stride 1 in (h, w) (vectors of output channels, only the taps
+//!   inside the volume are multiplied);
 //! - backward-weight: wgrad.rs (GEMM over positions on channels-last copies), dot.rs (1x1x1), tapdot.rs
 //!   (few input channels, e.g. the first layer);
 //! - reference.rs: the plain loops, the test oracle. All scratch lives in the caller's workspace.

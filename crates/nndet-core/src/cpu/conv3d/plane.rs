@@ -2,10 +2,11 @@
 //! vectorised along the flattened (h, w) plane of PyTorch's own layout, as a sum over (tap, input channel)
 //! of broadcast weight x masked, shifted input vector. Two drivers (see reference.rs for lo/hi):
 //! - `corr` (lo <- hi): Conv3d forward, ConvTranspose3d backward-data. Stride 2 in h/w reads a
-//!   phase-split copy of hi, so every tap is a shift by (dh, dw) in {-1,0,1}^2 of a lo-sized plane.
+//!   phase-split copy of hi, so every tap is a shift by (dh, dw) in {-1,0,1}^2 of a lo-sized plane; the
+//!   copy is made and read one slab of output d-slices at a time (fast.rs), so it stays in cache.
 //! - `adj` (hi <- lo): Conv3d backward-data, ConvTranspose3d forward. Stride 1: a correlation with the
 //!   flipped kernel. Stride 2 in h/w: one pass per output phase (a_h, a_w) with the taps that reach it,
-//!   scattered into hi.
+//!   scattered into hi (every other column by vector stores when lo rows are whole vectors).
 //!
 //! Masks (layout.rs) zero the taps that fall off the plane, so no padded copy is needed.
 
@@ -69,6 +70,12 @@ pub struct Pass {
     pub src: P,
     /// true when src is a phase split of hi (corr with stride 2 in h/w)
     pub split: bool,
+    /// output d-slices of this pass: od0..od0 + od_n (a slab of the output; all of it for adj)
+    pub od0: usize,
+    pub od_n: usize,
+    /// corr: src holds the hi d-slices sd0..sd0 + sdn of each channel (a slab of the split)
+    pub sd0: usize,
+    pub sdn: usize,
     pub wpk: P,
     pub masks: P,
     pub out: P,
@@ -106,8 +113,8 @@ impl<const G: usize, const NV: usize> Task for Job<G, NV> {
     unsafe fn exec<S: Simd>(&self, i: usize) {
         let p = &self.p;
         let g = &p.g;
-        let od = i % p.out_d();
-        let rest = i / p.out_d();
+        let od = p.od0 + i % p.od_n;
+        let rest = i / p.od_n;
         let (ch, n) = (rest % self.chunks, rest / self.chunks);
         let (lh, lw) = (g.lo[1], g.lo[2]);
         let plane = lh * lw;
@@ -125,13 +132,15 @@ impl<const G: usize, const NV: usize> Task for Job<G, NV> {
                 // source hi index = o*s + q, q = t - p; phase q mod s, shift q div s
                 let nph = if p.split { g.s[1] * g.s[2] } else { 1 };
                 let dstride = nph * plane;
-                cstride = g.hi[0] * dstride;
+                cstride = p.sdn * dstride;
                 src = (p.src.f() as *const f32).add(n * g.c_hi * cstride);
                 for td in 0..g.k[0] {
                     let id = (od * g.s[0] + td) as isize - g.p[0] as isize;
                     if id < 0 || id as usize >= g.hi[0] {
                         continue;
                     }
+                    let id = id as usize - p.sd0;
+                    debug_assert!(id < p.sdn, "d-slice {id} outside the slab of {}", p.sdn);
                     for th in 0..g.k[1] {
                         let q = th as isize - g.p[1] as isize;
                         let (a1, dh) = (q.rem_euclid(g.s[1] as isize), q.div_euclid(g.s[1] as isize));
@@ -139,7 +148,7 @@ impl<const G: usize, const NV: usize> Task for Job<G, NV> {
                             let q = tw as isize - g.p[2] as isize;
                             let (a2, dw) = (q.rem_euclid(g.s[2] as isize), q.div_euclid(g.s[2] as isize));
                             let phase = if p.split { (a1 * g.s[2] as isize + a2) as usize } else { 0 };
-                            let off = (id as usize * dstride + phase * plane) as isize + dh * lw as isize + dw;
+                            let off = (id * dstride + phase * plane) as isize + dh * lw as isize + dw;
                             taps[nt] = Tap { off, w: (td * g.k[1] + th) * g.k[2] + tw, m: slot(dh, dw) };
                             nt += 1;
                         }
@@ -202,6 +211,18 @@ impl<const G: usize, const NV: usize> Task for Job<G, NV> {
                                 }
                                 S::store_m(m, ptr, val);
                             }
+                        } else if g.s[2] == 2 && lw.is_multiple_of(S::L) {
+                            // each vector lies in one lo row; its lanes go to every other hi column
+                            for v in 0..NV {
+                                let q = p0 + v * S::L;
+                                let (jr, x0) = (q / lw, (q % lw) * 2 + aw);
+                                let y = jr * g.s[1] + ah;
+                                if jr >= lh || y >= g.hi[1] || x0 >= g.hi[2] {
+                                    continue;
+                                }
+                                let n = (g.hi[2] - x0).div_ceil(2).min(S::L);
+                                S::store_stride2(dst.add(y * g.hi[2] + x0), accj[v], b, n, p.acc);
+                            }
                         } else {
                             let mut buf = [[0f32; 16]; NV];
                             for v in 0..NV {
@@ -254,7 +275,7 @@ pub fn run(p: Pass) {
     let per_group = p.taps() * p.c_red() * p.gw * 4;
     let chunk = (256 * 1024 / per_group.max(1)).clamp(1, groups);
     let chunks = groups.div_ceil(chunk);
-    let n = p.g.n * chunks * p.out_d();
+    let n = p.g.n * chunks * p.od_n;
     macro_rules! go {
         ($($gw:literal, $nv:literal);*) => {
             match (p.gw, p.nv) {

@@ -28,6 +28,17 @@ pub trait Simd: Copy + 'static {
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     /// Sum of the lanes.
     unsafe fn hsum(v: Self::V) -> f32;
+    /// p[2l] (=|+=) v[l] + b for lanes l < n (one column phase of a stride-2 row; p[2l+1] untouched).
+    #[inline(always)]
+    unsafe fn store_stride2(p: *mut f32, v: Self::V, b: f32, n: usize, acc: bool) {
+        let mut buf = [0f32; 16];
+        Self::store(buf.as_mut_ptr(), v);
+        for (l, &x) in buf.iter().enumerate().take(n.min(Self::L)) {
+            let o = p.add(2 * l);
+            let val = x + b;
+            *o = if acc { *o + val } else { val };
+        }
+    }
 }
 
 /// A parallel job whose body is generic over the vector level.
@@ -143,6 +154,22 @@ mod x86 {
         #[inline(always)]
         unsafe fn hsum(v: __m512) -> f32 {
             _mm512_reduce_add_ps(v)
+        }
+        #[inline(always)]
+        unsafe fn store_stride2(p: *mut f32, v: __m512, b: f32, n: usize, acc: bool) {
+            let v = _mm512_add_ps(v, _mm512_set1_ps(b));
+            // lanes 0..8 to the even floats of p[0..16], lanes 8..16 to those of p[16..32]
+            let mut a = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), v);
+            let mut c = _mm512_permutexvar_ps(_mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15), v);
+            let even = |k: usize| (((1u32 << (2 * k)) - 1) & 0x5555) as __mmask16;
+            let (ma, mc) = (even(n.min(8)), even(n.clamp(8, 16) - 8));
+            let p2 = p.wrapping_add(16);
+            if acc {
+                a = _mm512_add_ps(_mm512_maskz_loadu_ps(ma, p), a);
+                c = _mm512_add_ps(_mm512_maskz_loadu_ps(mc, p2), c);
+            }
+            _mm512_mask_storeu_ps(p, ma, a);
+            _mm512_mask_storeu_ps(p2, mc, c);
         }
     }
 
