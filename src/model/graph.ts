@@ -5,7 +5,14 @@
 // "head.reg.{l}.o" (raw regressor output, kept for the scale gradient), "head.o" (shared scratch),
 // "out.*" (model outputs), "dout.*" (their upstream gradients), "enc.{s}.grad" (gradient of a stage output
 // with two consumers). Inference graphs share slots ("infer.*") between values that die inside a layer.
-import { type ConvParams, conv3dWorkspaceBytes, convParamsFor, convt3dWorkspaceBytes } from "../native/ops/conv";
+import {
+  type ConvParams,
+  conv3dWorkspaceBytes,
+  conv3dWorkspaceBytesFwd,
+  convParamsFor,
+  convt3dWorkspaceBytes,
+  convt3dWorkspaceBytesFwd,
+} from "../native/ops/conv";
 import { normParams, type NormGeom, type PermuteGeom, permuteParams } from "../native/ops/engine";
 import { type ArchPlan, type ArchShapes, archShapes, type Vec3, vol } from "./arch";
 import { type ParamSpec, paramSpecs } from "./params";
@@ -92,7 +99,11 @@ export function planGraph(arch: ArchPlan, patch: Vec3, batch: number, training =
   const conv = (name: string, kind: "conv" | "convt", cin: number, cout: number, dhw: Vec3, kernel: Vec3, stride: Vec3, bias: boolean): ConvLayer => {
     const p = convParamsFor(kind, { n: N, cin, cout, dhw, kernel, stride, hasBias: bias });
     const c: ConvLayer = { name, transposed: kind === "convt", bias, p, pAcc: { ...p, accumulate: true } };
-    ws = Math.max(ws, kind === "convt" ? convt3dWorkspaceBytes(p) : conv3dWorkspaceBytes(p));
+    // Inference runs forward only: it needs only the forward pass's workspace.
+    const wsOf = kind === "convt"
+      ? training ? convt3dWorkspaceBytes : convt3dWorkspaceBytesFwd
+      : training ? conv3dWorkspaceBytes : conv3dWorkspaceBytesFwd;
+    ws = Math.max(ws, wsOf(p));
     convs.push(c);
     return c;
   };

@@ -3,8 +3,7 @@
 // mask + the activation arena (values, norm statistics, outputs, their upstream gradients, the extra
 // gradient buffers of two-consumer tensors, head scratch) + the largest conv workspace. Inference = the
 // parameters + the forward arena (no gradient buffers; values that die inside a layer share slots) +
-// workspace. NOTE: the conv workspace query is the maximum over forward and both backwards, so for inference
-// the workspace term is an upper bound. The planner uses this to choose a patch size;
+// the largest forward-only conv workspace. The planner uses this to choose a patch size;
 // scripts/memory-engine.ts checks it against measured peak RSS.
 import type { ArchPlan, Vec3 } from "./arch";
 import { type BufferSlot, planGraph } from "./graph";

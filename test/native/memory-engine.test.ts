@@ -14,14 +14,8 @@ for (const mode of ["train", "infer"] as const) {
     const r = spawnSync(process.execPath, [script, "--child", "0", mode], { encoding: "utf8" });
     expect(r.status).toBe(0);
     const m = JSON.parse(r.stdout.trim().split("\n").pop()!) as { measured: number };
-    if (mode === "train") {
-      expect(Math.abs(acc.total / m.measured - 1)).toBeLessThan(0.1);
-    } else {
-      // NOTE: the conv workspace query is the maximum over forward and both backwards; a forward-only run
-      // touches less of it, so inference is bracketed by the account without and with the workspace.
-      expect(m.measured).toBeGreaterThan(0.95 * (acc.total - acc.workspace));
-      expect(m.measured).toBeLessThan(1.05 * acc.total);
-    }
+    // Inference sizes its workspace with the forward-only query, so both modes are held to 10%.
+    expect(Math.abs(acc.total / m.measured - 1)).toBeLessThan(0.1);
   });
 }
 

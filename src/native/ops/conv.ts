@@ -78,11 +78,15 @@ export function convParamsFor(
 type Ws = Float32Array | Uint8Array;
 type Kind = "conv3d" | "convt3d";
 
-function wsBytes(kind: Kind, p: ConvParams): number {
+function wsBytes(kind: Kind, p: ConvParams, fwdOnly = false): number {
   const a = conv3dParams(p);
   const out = new BigUint64Array(1);
-  const f = kind === "conv3d" ? native().nd_conv3d_workspace : native().nd_convt3d_workspace;
-  check(f(a, a.length, out), `${kind}WorkspaceBytes`);
+  const n = native();
+  const f =
+    kind === "conv3d"
+      ? fwdOnly ? n.nd_conv3d_workspace_fwd : n.nd_conv3d_workspace
+      : fwdOnly ? n.nd_convt3d_workspace_fwd : n.nd_convt3d_workspace;
+  check(f(a, a.length, out), `${kind}WorkspaceBytes${fwdOnly ? "Fwd" : ""}`);
   return Number(out[0]);
 }
 
@@ -110,6 +114,8 @@ function bwdWeight(
 
 /** Bytes of workspace conv3dFwd/BwdData/BwdWeight need for `p` (may be 0). */
 export const conv3dWorkspaceBytes = (p: ConvParams): number => wsBytes("conv3d", p);
+/** Workspace bytes conv3dFwd alone needs (inference); at most conv3dWorkspaceBytes. */
+export const conv3dWorkspaceBytesFwd = (p: ConvParams): number => wsBytes("conv3d", p, true);
 /** y (=|+=) conv3d(x, w) + bias. */
 export const conv3dFwd = (p: ConvParams, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, ws: Ws): void =>
   fwd("conv3d", p, x, w, bias, y, ws);
@@ -122,6 +128,8 @@ export const conv3dBwdWeight = (p: ConvParams, x: Float32Array, dy: Float32Array
 
 /** Bytes of workspace convt3dFwd/BwdData/BwdWeight need for `p` (may be 0). */
 export const convt3dWorkspaceBytes = (p: ConvParams): number => wsBytes("convt3d", p);
+/** Workspace bytes convt3dFwd alone needs (inference); at most convt3dWorkspaceBytes. */
+export const convt3dWorkspaceBytesFwd = (p: ConvParams): number => wsBytes("convt3d", p, true);
 /** y (=|+=) conv_transpose3d(x, w) + bias; w is [Cin][Cout][k]. */
 export const convt3dFwd = (p: ConvParams, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, ws: Ws): void =>
   fwd("convt3d", p, x, w, bias, y, ws);

@@ -14,10 +14,12 @@ const bwdWeight = { args: [ptr, u64, ptr, u64, ptr, u64, ptr, u64, ptr, u64, ptr
 
 export const convSymbols = {
   nd_conv3d_workspace: ws,
+  nd_conv3d_workspace_fwd: ws,
   nd_conv3d_fwd: fwd,
   nd_conv3d_bwd_data: bwdData,
   nd_conv3d_bwd_weight: bwdWeight,
   nd_convt3d_workspace: ws,
+  nd_convt3d_workspace_fwd: ws,
   nd_convt3d_fwd: fwd,
   nd_convt3d_bwd_data: bwdData,
   nd_convt3d_bwd_weight: bwdWeight,

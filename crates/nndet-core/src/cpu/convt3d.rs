@@ -14,6 +14,11 @@ pub fn workspace_bytes(p: &Conv3dParams) -> usize {
     fast::all_sizes(&Geom::convt(p))
 }
 
+/// Workspace bytes the forward op alone needs (at most `workspace_bytes`).
+pub fn workspace_bytes_fwd(p: &Conv3dParams) -> usize {
+    fast::pass_bytes(&Geom::convt(p), false)
+}
+
 /// y (=|+=) convT(x, w) + bias, at CPU `level`.
 pub fn fwd_at(lv: Level, p: &Conv3dParams, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], ws: &mut [u8]) {
     fast::plane_pass(lv, &Geom::convt(p), false, x, w, b, y, p.accumulate(), ws);

@@ -8,10 +8,10 @@ use crate::ops::conv::{self, Kind};
 
 /// # Safety
 /// `params` must point to `n_params` i32, `out_bytes` to one u64.
-unsafe fn workspace(op: &str, kind: Kind, params: *const i32, n_params: u64, out_bytes: *mut u64) -> i32 {
+unsafe fn workspace(op: &str, kind: Kind, fwd_only: bool, params: *const i32, n_params: u64, out_bytes: *mut u64) -> i32 {
     guard(op, || {
         let p = slice(params, n_params, "params")?;
-        *out(out_bytes, "out_bytes")? = conv::workspace(kind, p)?;
+        *out(out_bytes, "out_bytes")? = if fwd_only { conv::workspace_fwd(kind, p)? } else { conv::workspace(kind, p)? };
         Ok(())
     })
 }
@@ -60,14 +60,23 @@ unsafe fn bwd_weight(
 }
 
 macro_rules! conv_shells {
-    ($kind:expr, $ws:ident, $fwd:ident, $bd:ident, $bw:ident) => {
+    ($kind:expr, $ws:ident, $wsf:ident, $fwd:ident, $bd:ident, $bw:ident) => {
         /// Workspace bytes the three ops need for these params.
         ///
         /// # Safety
         /// `params` must point to `n_params` i32, `out_bytes` to one u64.
         #[no_mangle]
         pub unsafe extern "C" fn $ws(params: *const i32, n_params: u64, out_bytes: *mut u64) -> i32 {
-            workspace(stringify!($ws), $kind, params, n_params, out_bytes)
+            workspace(stringify!($ws), $kind, false, params, n_params, out_bytes)
+        }
+
+        /// Workspace bytes the forward op alone needs (inference).
+        ///
+        /// # Safety
+        /// `params` must point to `n_params` i32, `out_bytes` to one u64.
+        #[no_mangle]
+        pub unsafe extern "C" fn $wsf(params: *const i32, n_params: u64, out_bytes: *mut u64) -> i32 {
+            workspace(stringify!($wsf), $kind, true, params, n_params, out_bytes)
         }
 
         /// y (=|+=) op(x, w) + bias. `bias` may be null when has_bias = 0.
@@ -111,8 +120,8 @@ macro_rules! conv_shells {
     };
 }
 
-conv_shells!(Kind::Conv, nd_conv3d_workspace, nd_conv3d_fwd, nd_conv3d_bwd_data, nd_conv3d_bwd_weight);
-conv_shells!(Kind::ConvT, nd_convt3d_workspace, nd_convt3d_fwd, nd_convt3d_bwd_data, nd_convt3d_bwd_weight);
+conv_shells!(Kind::Conv, nd_conv3d_workspace, nd_conv3d_workspace_fwd, nd_conv3d_fwd, nd_conv3d_bwd_data, nd_conv3d_bwd_weight);
+conv_shells!(Kind::ConvT, nd_convt3d_workspace, nd_convt3d_workspace_fwd, nd_convt3d_fwd, nd_convt3d_bwd_data, nd_convt3d_bwd_weight);
 
 /// Measure the peak f32 FMA rate: a register-only FMA loop on every pool thread for `seconds`.
 ///

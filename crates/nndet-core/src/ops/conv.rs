@@ -165,6 +165,15 @@ pub fn workspace(kind: Kind, params: &[i32]) -> NdResult<u64> {
     } as u64)
 }
 
+/// Workspace bytes the forward op of `kind` alone needs (inference); at most `workspace`.
+pub fn workspace_fwd(kind: Kind, params: &[i32]) -> NdResult<u64> {
+    let p = parse(kind, params)?;
+    Ok(match kind {
+        Kind::Conv => cpu::conv3d::workspace_bytes_fwd(&p),
+        Kind::ConvT => cpu::convt3d::workspace_bytes_fwd(&p),
+    } as u64)
+}
+
 /// y (=|+=) conv(x, w) + bias.
 pub fn fwd(kind: Kind, params: &[i32], x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], ws: &mut [u8]) -> NdResult<()> {
     let p = parse(kind, params)?;
@@ -174,11 +183,11 @@ pub fn fwd(kind: Kind, params: &[i32], x: &[f32], w: &[f32], b: &[f32], y: &mut 
     check_len("y", y.len(), p.y_len())?;
     match kind {
         Kind::Conv => {
-            check_ws(ws, cpu::conv3d::workspace_bytes(&p))?;
+            check_ws(ws, cpu::conv3d::workspace_bytes_fwd(&p))?;
             cpu::conv3d::fwd(&p, x, w, b, y, ws)
         }
         Kind::ConvT => {
-            check_ws(ws, cpu::convt3d::workspace_bytes(&p))?;
+            check_ws(ws, cpu::convt3d::workspace_bytes_fwd(&p))?;
             cpu::convt3d::fwd(&p, x, w, b, y, ws)
         }
     }

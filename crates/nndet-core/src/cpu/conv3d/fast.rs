@@ -138,6 +138,12 @@ pub fn ws_bytes(passes: &[Sizes]) -> usize {
 }
 
 /// Workspace bytes covering every op (corr, adj, weight gradient) at every CPU level.
+/// Workspace bytes of one plane pass alone (`corr`: the correlation pass of Conv3d forward / the adjoint pass
+/// of ConvTranspose3d forward), for callers that only run forward (inference).
+pub fn pass_bytes(g: &Geom, corr: bool) -> usize {
+    ws_bytes(&[plane_sizes(g, corr)])
+}
+
 pub fn all_sizes(g: &Geom) -> usize {
     ws_bytes(&[
         plane_sizes(g, true),

@@ -112,6 +112,9 @@ pub fn check_fast(kind: Kind, p: &[i32]) {
     };
     let g = if kind == Kind::Conv { Geom::conv(&pp) } else { Geom::convt(&pp) };
     let ws_len = conv::workspace(kind, p).unwrap() as usize;
+    // Forward runs in a workspace of exactly its own (forward-only) size, as inference sizes it.
+    let ws_fwd_len = conv::workspace_fwd(kind, p).unwrap() as usize;
+    assert!(ws_fwd_len <= ws_len);
     let x = rand_vec(pp.x_len(), 11);
     let w = rand_vec(pp.w_len(), 12);
     let b = rand_vec(pp.b_len(), 13);
@@ -142,6 +145,7 @@ pub fn check_fast(kind: Kind, p: &[i32]) {
         // workspace followed by canaries that must survive (the AVX-512 paths are not covered by valgrind).
         const CANARY: usize = 64;
         let mut wsb = vec![0xA5u8; ws_len + 3 + CANARY];
+        let mut wsfb = vec![0xA5u8; ws_fwd_len + 3 + CANARY];
         let with_canary = |v: &Vec<f32>| {
             let mut c = v.clone();
             c.extend(std::iter::repeat_n(-7.25f32, CANARY));
@@ -151,19 +155,21 @@ pub fn check_fast(kind: Kind, p: &[i32]) {
         let tag = format!("{kind:?} {p:?} {lv:?}");
         {
             let ws = &mut wsb[3..3 + ws_len];
+            let wsf = &mut wsfb[3..3 + ws_fwd_len];
             let (ny, nx, nw, nb) = (y0.len(), dx0.len(), dw0.len(), db0.len());
             let (y, dx, dw, db) = (&mut y[..ny], &mut dx[..nx], &mut dw[..nw], &mut db[..nb]);
             if kind == Kind::Conv {
-                super::fwd_at(lv, &pp, &x, &w, &b, y, ws);
+                super::fwd_at(lv, &pp, &x, &w, &b, y, wsf);
                 super::bwd_data_at(lv, &pp, &dy, &w, dx, ws);
                 super::bwd_weight_at(lv, &pp, &x, &dy, dw, db, ws);
             } else {
-                crate::cpu::convt3d::fwd_at(lv, &pp, &x, &w, &b, y, ws);
+                crate::cpu::convt3d::fwd_at(lv, &pp, &x, &w, &b, y, wsf);
                 crate::cpu::convt3d::bwd_data_at(lv, &pp, &dy, &w, dx, ws);
                 crate::cpu::convt3d::bwd_weight_at(lv, &pp, &x, &dy, dw, db, ws);
             }
         }
         assert!(wsb[3 + ws_len..].iter().all(|&v| v == 0xA5), "{tag}: write past the workspace");
+        assert!(wsfb[3 + ws_fwd_len..].iter().all(|&v| v == 0xA5), "{tag}: write past the forward workspace");
         for (name, v, n) in [("y", &mut y, y0.len()), ("dx", &mut dx, dx0.len()), ("dw", &mut dw, dw0.len()), ("db", &mut db, db0.len())] {
             assert!(v[n..].iter().all(|&c| c == -7.25), "{tag}: write past {name}");
             v.truncate(n);
