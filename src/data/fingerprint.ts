@@ -9,21 +9,12 @@ import { parseArtifact } from "../config/validate";
 import { labelBoxes } from "../native";
 import { type Box, pairwiseIous } from "./boxes";
 import type { CroppedCase } from "./crop";
-import { type IntensityStats, intensityStats } from "./stats";
+import { type IntensityStats, IntensityStatsSchema, intensityStats } from "./stats";
 
 export const FINGERPRINT_VERSION = 1;
 
 const num = v.number();
 const vec3 = v.pipe(v.array(num), v.length(3));
-const stats = v.object({
-  median: num,
-  mean: num,
-  sd: num,
-  mn: num,
-  mx: num,
-  percentile_99_5: num,
-  percentile_00_5: num,
-});
 
 export const CaseFingerprintSchema = v.object({
   case: v.string(),
@@ -43,7 +34,7 @@ export const CaseFingerprintSchema = v.object({
   lostInstances: v.array(num),
   allIous: v.array(num),
   classIous: v.record(v.string(), v.array(num)),
-  intensity: v.array(v.nullable(stats)),
+  intensity: v.array(v.nullable(IntensityStatsSchema)),
   foregroundSamples: num,
 });
 export type CaseFingerprint = v.InferOutput<typeof CaseFingerprintSchema>;
@@ -61,7 +52,7 @@ export const FingerprintSchema = v.object({
   numInstances: v.record(v.string(), num),
   allIous: v.array(num),
   classIous: v.record(v.string(), v.array(num)),
-  intensityProperties: v.record(v.string(), v.nullable(stats)),
+  intensityProperties: v.record(v.string(), v.nullable(IntensityStatsSchema)),
 });
 export type Fingerprint = v.InferOutput<typeof FingerprintSchema>;
 

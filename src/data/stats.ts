@@ -1,6 +1,7 @@
 // Summary statistics as NumPy computes them for nnU-Net's intensity fingerprint: percentiles with linear
 // interpolation (np.percentile default, including its two-sided lerp), median, mean, population std.
 // Computed in f64 (NumPy works in the array's float32; differences are ~1e-7 relative).
+import * as v from "valibot";
 
 /** Sorted copy as Float64Array. */
 export function sorted(x: ArrayLike<number>): Float64Array {
@@ -51,6 +52,17 @@ export function std(x: ArrayLike<number>): number {
 }
 
 /** The intensity summary nnU-Net stores per modality (and per case as local_props). */
+/** Schema of IntensityStats as stored in fingerprint.json and the plans. */
+export const IntensityStatsSchema = v.object({
+  median: v.number(),
+  mean: v.number(),
+  sd: v.number(),
+  mn: v.number(),
+  mx: v.number(),
+  percentile_99_5: v.number(),
+  percentile_00_5: v.number(),
+});
+
 export interface IntensityStats {
   median: number;
   mean: number;

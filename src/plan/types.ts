@@ -10,6 +10,7 @@
 // the generator takes their Cartesian product (27 anchors per position).
 import * as v from "valibot";
 import { parseArtifact } from "../config/validate";
+import { IntensityStatsSchema } from "../data/stats";
 
 export const PLAN_VERSION = 1;
 
@@ -17,15 +18,6 @@ const num = v.number();
 const int = v.pipe(v.number(), v.integer());
 const vec3 = v.pipe(v.array(num), v.length(3));
 const ivec3 = v.pipe(v.array(int), v.length(3));
-const stats = v.object({
-  median: num,
-  mean: num,
-  sd: num,
-  mn: num,
-  mx: num,
-  percentile_99_5: num,
-  percentile_00_5: num,
-});
 
 export const ArchitectureSchema = v.object({
   arch_name: v.literal("RetinaUNetV001"),
@@ -66,7 +58,7 @@ export const PlanSchema = v.object({
   median_shape_transposed: vec3,
   normalization_schemes: v.record(v.string(), v.picklist(["CT", "CT2", "nonCT", "raw"])),
   use_mask_for_norm: v.record(v.string(), v.boolean()),
-  intensity_properties: v.record(v.string(), v.nullable(stats)),
+  intensity_properties: v.record(v.string(), v.nullable(IntensityStatsSchema)),
   anisotropy_threshold: num,
   resample_anisotropy_threshold: num,
   target_spacing_percentile: num,
