@@ -8,5 +8,4 @@ pub mod act;
 pub mod norm;
 pub mod optim;
 pub mod conv3d;
-pub mod convt3d;
 pub mod labels;

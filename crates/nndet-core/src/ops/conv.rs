@@ -9,6 +9,7 @@
 //! The workspace is raw bytes, at least `*_workspace(p)` long (the caller owns it; no allocation per call).
 
 use crate::cpu;
+use crate::cpu::features::level;
 use crate::error::{NdError, NdResult, Status};
 use crate::ensure;
 
@@ -159,19 +160,13 @@ fn parse(kind: Kind, params: &[i32]) -> NdResult<Conv3dParams> {
 /// Workspace bytes the three ops of `kind` need for these params (the maximum over them).
 pub fn workspace(kind: Kind, params: &[i32]) -> NdResult<u64> {
     let p = parse(kind, params)?;
-    Ok(match kind {
-        Kind::Conv => cpu::conv3d::workspace_bytes(&p),
-        Kind::ConvT => cpu::convt3d::workspace_bytes(&p),
-    } as u64)
+    Ok(cpu::conv3d::workspace_bytes(kind, &p) as u64)
 }
 
 /// Workspace bytes the forward op of `kind` alone needs (inference); at most `workspace`.
 pub fn workspace_fwd(kind: Kind, params: &[i32]) -> NdResult<u64> {
     let p = parse(kind, params)?;
-    Ok(match kind {
-        Kind::Conv => cpu::conv3d::workspace_bytes_fwd(&p),
-        Kind::ConvT => cpu::convt3d::workspace_bytes_fwd(&p),
-    } as u64)
+    Ok(cpu::conv3d::workspace_bytes_fwd(kind, &p) as u64)
 }
 
 /// y (=|+=) conv(x, w) + bias.
@@ -181,16 +176,8 @@ pub fn fwd(kind: Kind, params: &[i32], x: &[f32], w: &[f32], b: &[f32], y: &mut 
     check_len("w", w.len(), p.w_len())?;
     check_len("bias", b.len(), p.b_len())?;
     check_len("y", y.len(), p.y_len())?;
-    match kind {
-        Kind::Conv => {
-            check_ws(ws, cpu::conv3d::workspace_bytes_fwd(&p))?;
-            cpu::conv3d::fwd(&p, x, w, b, y, ws)
-        }
-        Kind::ConvT => {
-            check_ws(ws, cpu::convt3d::workspace_bytes_fwd(&p))?;
-            cpu::convt3d::fwd(&p, x, w, b, y, ws)
-        }
-    }
+    check_ws(ws, cpu::conv3d::workspace_bytes_fwd(kind, &p))?;
+    cpu::conv3d::fwd_at(level(), kind, &p, x, w, b, y, ws);
     Ok(())
 }
 
@@ -200,16 +187,8 @@ pub fn bwd_data(kind: Kind, params: &[i32], dy: &[f32], w: &[f32], dx: &mut [f32
     check_len("dy", dy.len(), p.y_len())?;
     check_len("w", w.len(), p.w_len())?;
     check_len("dx", dx.len(), p.x_len())?;
-    match kind {
-        Kind::Conv => {
-            check_ws(ws, cpu::conv3d::workspace_bytes(&p))?;
-            cpu::conv3d::bwd_data(&p, dy, w, dx, ws)
-        }
-        Kind::ConvT => {
-            check_ws(ws, cpu::convt3d::workspace_bytes(&p))?;
-            cpu::convt3d::bwd_data(&p, dy, w, dx, ws)
-        }
-    }
+    check_ws(ws, cpu::conv3d::workspace_bytes(kind, &p))?;
+    cpu::conv3d::bwd_data_at(level(), kind, &p, dy, w, dx, ws);
     Ok(())
 }
 
@@ -228,16 +207,8 @@ pub fn bwd_weight(
     check_len("dy", dy.len(), p.y_len())?;
     check_len("dw", dw.len(), p.w_len())?;
     check_len("db", db.len(), p.b_len())?;
-    match kind {
-        Kind::Conv => {
-            check_ws(ws, cpu::conv3d::workspace_bytes(&p))?;
-            cpu::conv3d::bwd_weight(&p, x, dy, dw, db, ws)
-        }
-        Kind::ConvT => {
-            check_ws(ws, cpu::convt3d::workspace_bytes(&p))?;
-            cpu::convt3d::bwd_weight(&p, x, dy, dw, db, ws)
-        }
-    }
+    check_ws(ws, cpu::conv3d::workspace_bytes(kind, &p))?;
+    cpu::conv3d::bwd_weight_at(level(), kind, &p, x, dy, dw, db, ws);
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! Conv3d on the CPU (and, through the same kernels, ConvTranspose3d: cpu/convt3d.rs).
+//! Conv3d and ConvTranspose3d on the CPU (one set of kernels; see the NOTE below on how convT maps onto them).
 //! Shapes: x `[N][Cin][D][H][W]`, w `[Cout][Cin][kd][kh][kw]`, bias `[Cout]`, y `[N][Cout][OD][OH][OW]`.
 //! Arguments were checked by ops::conv. Level (AVX-512 / AVX2 / scalar) from `features::level()`; the
 //! `*_at` functions take it explicitly (tests run every level). Kernels (fast.rs picks):
@@ -27,44 +27,62 @@ pub mod tapdot;
 pub mod tests;
 pub mod wgrad;
 
-use crate::cpu::features::{level, Level};
-use crate::ops::conv::Conv3dParams;
+use crate::cpu::features::Level;
+use crate::ops::conv::{Conv3dParams, Kind};
 use reference::Geom;
 
-/// Workspace bytes the three conv3d ops need (every level).
-pub fn workspace_bytes(p: &Conv3dParams) -> usize {
-    fast::all_sizes(&Geom::conv(p))
-}
+// NOTE: ConvTranspose3d (kernel == stride, no padding; w `[Cin][Cout][k]` as PyTorch's; mirrors
+// torch.nn.functional.conv_transpose3d) runs on the same kernels. In reference.rs terms a Conv3d maps "lo"
+// (the input) to "hi" (the output) by `corr`; a ConvTranspose3d's input is "lo" and its output "hi", so its
+// forward is `adj` and its backward-data `corr`. Hence every function below takes the kind.
 
-/// Workspace bytes the forward op alone needs (at most `workspace_bytes`).
-pub fn workspace_bytes_fwd(p: &Conv3dParams) -> usize {
-    fast::pass_bytes(&Geom::conv(p), true)
-}
-
-/// y (=|+=) conv(x, w) + bias, at CPU `level`.
-pub fn fwd_at(lv: Level, p: &Conv3dParams, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], ws: &mut [u8]) {
-    fast::plane_pass(lv, &Geom::conv(p), true, x, w, b, y, p.accumulate(), ws);
-}
-
-/// dx (=|+=) d loss / d x, at CPU `level`.
-pub fn bwd_data_at(lv: Level, p: &Conv3dParams, dy: &[f32], w: &[f32], dx: &mut [f32], ws: &mut [u8]) {
-    fast::plane_pass(lv, &Geom::conv(p), false, dy, w, &[], dx, p.accumulate(), ws);
-}
-
-/// dw (=|+=) d loss / d w; db (=|+=) d loss / d bias when has_bias, at CPU `level`.
-pub fn bwd_weight_at(lv: Level, p: &Conv3dParams, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], ws: &mut [u8]) {
-    wgrad::run(lv, &Geom::conv(p), dy, x, dw, p.accumulate(), ws);
-    if p.has_bias != 0 {
-        wgrad::bias_grad(p.n as usize, p.cout as usize, p.out_spatial(), dy, db, p.accumulate());
+fn geom(kind: Kind, p: &Conv3dParams) -> Geom {
+    match kind {
+        Kind::Conv => Geom::conv(p),
+        Kind::ConvT => Geom::convt(p),
     }
 }
 
-pub fn fwd(p: &Conv3dParams, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], ws: &mut [u8]) {
-    fwd_at(level(), p, x, w, b, y, ws)
+/// Workspace bytes the three ops of `kind` need (every level).
+pub fn workspace_bytes(kind: Kind, p: &Conv3dParams) -> usize {
+    fast::all_sizes(&geom(kind, p))
 }
-pub fn bwd_data(p: &Conv3dParams, dy: &[f32], w: &[f32], dx: &mut [f32], ws: &mut [u8]) {
-    bwd_data_at(level(), p, dy, w, dx, ws)
+
+/// Workspace bytes the forward op alone needs (at most `workspace_bytes`).
+pub fn workspace_bytes_fwd(kind: Kind, p: &Conv3dParams) -> usize {
+    fast::pass_bytes(&geom(kind, p), kind == Kind::Conv)
 }
-pub fn bwd_weight(p: &Conv3dParams, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], ws: &mut [u8]) {
-    bwd_weight_at(level(), p, x, dy, dw, db, ws)
+
+/// y (=|+=) conv(x, w) + bias (or convT), at CPU level `lv`.
+#[allow(clippy::too_many_arguments)]
+pub fn fwd_at(lv: Level, kind: Kind, p: &Conv3dParams, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], ws: &mut [u8]) {
+    fast::plane_pass(lv, &geom(kind, p), kind == Kind::Conv, x, w, b, y, p.accumulate(), ws);
+}
+
+/// dx (=|+=) d loss / d x, at CPU level `lv`.
+pub fn bwd_data_at(lv: Level, kind: Kind, p: &Conv3dParams, dy: &[f32], w: &[f32], dx: &mut [f32], ws: &mut [u8]) {
+    fast::plane_pass(lv, &geom(kind, p), kind == Kind::ConvT, dy, w, &[], dx, p.accumulate(), ws);
+}
+
+/// dw (=|+=) d loss / d w; db (=|+=) d loss / d bias when has_bias, at CPU level `lv`.
+#[allow(clippy::too_many_arguments)]
+pub fn bwd_weight_at(
+    lv: Level,
+    kind: Kind,
+    p: &Conv3dParams,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+    ws: &mut [u8],
+) {
+    let g = geom(kind, p);
+    // wgrad::run takes (hi-side, lo-side) tensors.
+    match kind {
+        Kind::Conv => wgrad::run(lv, &g, dy, x, dw, p.accumulate(), ws),
+        Kind::ConvT => wgrad::run(lv, &g, x, dy, dw, p.accumulate(), ws),
+    }
+    if p.has_bias != 0 {
+        wgrad::bias_grad(p.n as usize, p.cout as usize, p.out_spatial(), dy, db, p.accumulate());
+    }
 }

@@ -158,15 +158,9 @@ pub fn check_fast(kind: Kind, p: &[i32]) {
             let wsf = &mut wsfb[3..3 + ws_fwd_len];
             let (ny, nx, nw, nb) = (y0.len(), dx0.len(), dw0.len(), db0.len());
             let (y, dx, dw, db) = (&mut y[..ny], &mut dx[..nx], &mut dw[..nw], &mut db[..nb]);
-            if kind == Kind::Conv {
-                super::fwd_at(lv, &pp, &x, &w, &b, y, wsf);
-                super::bwd_data_at(lv, &pp, &dy, &w, dx, ws);
-                super::bwd_weight_at(lv, &pp, &x, &dy, dw, db, ws);
-            } else {
-                crate::cpu::convt3d::fwd_at(lv, &pp, &x, &w, &b, y, wsf);
-                crate::cpu::convt3d::bwd_data_at(lv, &pp, &dy, &w, dx, ws);
-                crate::cpu::convt3d::bwd_weight_at(lv, &pp, &x, &dy, dw, db, ws);
-            }
+            super::fwd_at(lv, kind, &pp, &x, &w, &b, y, wsf);
+            super::bwd_data_at(lv, kind, &pp, &dy, &w, dx, ws);
+            super::bwd_weight_at(lv, kind, &pp, &x, &dy, dw, db, ws);
         }
         assert!(wsb[3 + ws_len..].iter().all(|&v| v == 0xA5), "{tag}: write past the workspace");
         assert!(wsfb[3 + ws_fwd_len..].iter().all(|&v| v == 0xA5), "{tag}: write past the forward workspace");
