@@ -4,6 +4,7 @@
 # with ND_REQUIRE_CUDA=1, prints `nndet env`, and ends with `N passed, N failed`. Figures go under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+. scripts/counts.sh
 out=${OUT:-build/gpu-out}
 mkdir -p "$out"
 if [ ! -x /tmp/bun ]; then
@@ -23,13 +24,7 @@ run() {
   "$@" >"$out/$name.log" 2>&1
   rc=$?
   tail -n 8 "$out/$name.log"
-  if [ "$kind" = cargo ]; then
-    p=$(grep -Eo '[0-9]+ passed' "$out/$name.log" | awk '{s+=$1} END {print s+0}')
-    f=$(grep -Eo '[0-9]+ failed' "$out/$name.log" | awk '{s+=$1} END {print s+0}')
-  else
-    p=$(grep -Eo '^ *[0-9]+ pass$' "$out/$name.log" | awk '{s+=$1} END {print s+0}')
-    f=$(grep -Eo '^ *[0-9]+ fail$' "$out/$name.log" | awk '{s+=$1} END {print s+0}')
-  fi
+  read -r p f < <(suite_counts "$out/$name.log" "$kind")
   [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
   passed=$((passed + p)); failed=$((failed + f))
 }

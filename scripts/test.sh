@@ -7,6 +7,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/counts.sh
 logs=build/test-logs
 mkdir -p "$logs"
 passed=0
@@ -14,14 +15,8 @@ failed=0
 bad=0
 
 add_counts() { # suite-name log rc kind
-  local name=$1 log=$2 rc=$3 kind=$4 p=0 f=0
-  if [ "$kind" = cargo ]; then
-    p=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
-    f=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
-  else
-    p=$(grep -Eo '^ *[0-9]+ pass$' "$log" | awk '{s+=$1} END {print s+0}')
-    f=$(grep -Eo '^ *[0-9]+ fail$' "$log" | awk '{s+=$1} END {print s+0}')
-  fi
+  local name=$1 log=$2 rc=$3 kind=$4 p f
+  read -r p f < <(suite_counts "$log" "$kind")
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # a suite that failed without counting still fails
   [ "$rc" -ne 0 ] && bad=1
   passed=$((passed + p))

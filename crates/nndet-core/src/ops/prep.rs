@@ -23,15 +23,22 @@ fn check_len(len: usize, s: [usize; 3], what: &str) -> NdResult<()> {
 pub const RESAMPLE_CLIP: i32 = 1;
 pub const RESAMPLE_PLAIN: i32 = 2;
 
-/// Resample one f32 volume; `shapes` = [in0, in1, in2, out0, out1, out2]; order 0, 1 or 3.
-pub fn resample3d(src: &[f32], dst: &mut [f32], shapes: &[i32], order: i32, flags: i32) -> NdResult<()> {
+/// The (input, output) shapes of a resampling call, `shapes` = [in0, in1, in2, out0, out1, out2], checked
+/// against the source and destination lengths.
+fn in_out_shapes(shapes: &[i32], src_len: usize, dst_len: usize) -> NdResult<([usize; 3], [usize; 3])> {
     if shapes.len() != 6 {
         return Err(NdError::invalid(format!("shapes must hold 6 sizes (in, out), got {}", shapes.len())));
     }
     let ins = shape3(&shapes[..3], "input shape")?;
     let outs = shape3(&shapes[3..], "output shape")?;
-    check_len(src.len(), ins, "src")?;
-    check_len(dst.len(), outs, "dst")?;
+    check_len(src_len, ins, "src")?;
+    check_len(dst_len, outs, "dst")?;
+    Ok((ins, outs))
+}
+
+/// Resample one f32 volume; `shapes` = [in0, in1, in2, out0, out1, out2]; order 0, 1 or 3.
+pub fn resample3d(src: &[f32], dst: &mut [f32], shapes: &[i32], order: i32, flags: i32) -> NdResult<()> {
+    let (ins, outs) = in_out_shapes(shapes, src.len(), dst.len())?;
     let ord = resample::Order::from_code(order).ok_or_else(|| NdError::invalid(format!("order must be 0, 1 or 3, got {order}")))?;
     let clip = flags & RESAMPLE_CLIP != 0;
     if flags & RESAMPLE_PLAIN != 0 {
@@ -44,13 +51,7 @@ pub fn resample3d(src: &[f32], dst: &mut [f32], shapes: &[i32], order: i32, flag
 
 /// Nearest-neighbour resampling of an i32 label volume; `shapes` as in `resample3d`.
 pub fn resample3d_labels(src: &[i32], dst: &mut [i32], shapes: &[i32]) -> NdResult<()> {
-    if shapes.len() != 6 {
-        return Err(NdError::invalid(format!("shapes must hold 6 sizes (in, out), got {}", shapes.len())));
-    }
-    let ins = shape3(&shapes[..3], "input shape")?;
-    let outs = shape3(&shapes[3..], "output shape")?;
-    check_len(src.len(), ins, "src")?;
-    check_len(dst.len(), outs, "dst")?;
+    let (ins, outs) = in_out_shapes(shapes, src.len(), dst.len())?;
     resample::resample_labels(src, ins, dst, outs);
     Ok(())
 }
