@@ -1,0 +1,310 @@
+// Conv3d / ConvTranspose3d on tensor cores: the weight pack and the two data-side ops `corr` and `adj` (see
+// conv.cuh for the lo/hi geometry; conv fwd = corr, conv bwd-data = adj, convT fwd = adj, convT bwd-data =
+// corr). Activations bf16 NDHWC, packed weights bf16, fp32 accumulation. Mirrors cpu/conv3d/reference.rs.
+//
+// Both ops are one implicit GEMM, D[m][n] = sum_k A[m][k] * B[n][k]:
+//   m = destination voxel, n = destination channel, k = (valid tap j, source channel c) flattened,
+//   A[m][k] = src[voxel of m shifted by tap j][c] (zero outside the volume), B[n][k] = packed weight.
+// corr: every tap is valid, src position = o*s + t - p.
+// adj:  the destination is split into parity classes c (per axis i = q*s + c; blockIdx.z = class). Within a
+//       class the taps that reach it are fixed ((c + p - t) % s == 0) and src position = q + (c + p - t)/s,
+//       so a strided backward-data multiplies only the taps that exist (no 7/8 zero work at stride 2) and a
+//       ConvTranspose3d (k == s) becomes one plain GEMM per tap.
+// Tiles: BM = 128 voxels x BN = 64 channels x BK = 32 with 8 warps (4 x 2, warp tile 32 x 32: 8 mma per
+// k16 step per warp, 2 ldmatrix.x4 for A and 2 for B); BN = 32 / 16 with 4 warps for narrow outputs
+// (Cout 2..32: seg / small heads), so little of the N tile is padding. 3-stage cp.async pipeline with one
+// __syncthreads per k-tile. A 16-byte granule (8 channels) never straddles a tap when C_src % 8 == 0, so
+// the fast path gathers with cp.async 16 (zero-filled outside the volume); other channel counts (the first
+// layer, Cin = 1..4) gather element-wise into the same tiles (memory-bound there anyway).
+#include "conv.cuh"
+
+// ---- weight pack: w fp32 [c_lo][c_hi][taps] -> pc bf16 [c_lo][taps][c_hi] (corr's B), pa [c_hi][taps][c_lo]
+// (adj's B); either may be null. Once per SGD step, reads coalesced; writes are strided but tiny.
+__global__ void conv_pack_kernel(const float* __restrict__ w, nd_bf16* pc, nd_bf16* pa, int c_lo, int c_hi, int taps) {
+  const long long total = (long long)c_lo * c_hi * taps;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    const int t = (int)(i % taps);
+    const long long r = i / taps;
+    const int ch = (int)(r % c_hi), cl = (int)(r / c_hi);
+    const nd_bf16 v = nd_f2bf(w[i]);
+    if (pc) pc[((long long)cl * taps + t) * c_hi + ch] = v;
+    if (pa) pa[((long long)ch * taps + t) * c_lo + cl] = v;
+  }
+}
+
+NDK_EXPORT int NDK(conv_pack)(const float* w, nd_bf16* pc, nd_bf16* pa, const NdConvGeom* g, void* stream) {
+  const int taps = g->k[0] * g->k[1] * g->k[2];
+  const long long total = (long long)g->c_lo * g->c_hi * taps;
+  if (total == 0 || (!pc && !pa)) return 0;
+  const int blocks = (int)((total + 255) / 256 < 4096 ? (total + 255) / 256 : 4096);
+  ND_LAUNCH(conv_pack_kernel, blocks, 256, 0, stream, w, pc, pa, g->c_lo, g->c_hi, taps);
+  NDK_LAUNCHED();
+  return 0;
+}
+
+// ---- the implicit GEMM ----
+struct ConvGemmArgs {
+  const nd_bf16* src;  // [N][sd][cs]
+  const nd_bf16* wp;   // [cd][taps][cs]
+  const float* bias;   // [cd] or null
+  nd_bf16* dst;        // [N][dd][cd]
+  int nb, cs, cd;
+  int sd[3], dd[3], k[3], s[3], p[3];
+  int adj, acc;
+  int ncls[3];  // classes per axis: 1 (corr) or s (adj)
+};
+
+template <int BN, int WN, bool VEC>
+__global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
+  constexpr int BM = 128, BK = ND_CONV_BK, S = ND_CONV_STAGES, P = BK + 8, NTH = 128 * WN;
+  constexpr int MT = 2, NT = BN / WN / 8;
+  static_assert(NT % 2 == 0, "B fragments load two n8 tiles per ldmatrix.x4");
+  ND_DYN_SMEM(nd_bf16, smem);
+  nd_bf16* sA = smem;               // [S][BM][P]
+  nd_bf16* sB = smem + S * BM * P;  // [S][BN][P]
+  __shared__ int s_off[3][ND_CONV_MAXK], s_wt[3][ND_CONV_MAXK], s_nt[3], s_q[3], s_c[3];
+  __shared__ int s_rn[BM], s_rd[BM], s_rh[BM], s_rw[BM];  // row -> batch (-1: past the end), src base coords
+  __shared__ long long s_ro[BM];                          // row -> destination voxel
+  const int tid = threadIdx.x;
+
+  // Per-axis tap table of this block's class (uniform over the block).
+  if (tid < 3) {
+    const int ax = tid, z = blockIdx.z;
+    const int c = ax == 2 ? z % a.ncls[2] : ax == 1 ? (z / a.ncls[2]) % a.ncls[1] : z / (a.ncls[1] * a.ncls[2]);
+    const int k = nd_axis(a.k, ax), s = nd_axis(a.s, ax), p = nd_axis(a.p, ax), dd = nd_axis(a.dd, ax);
+    int nt = 0, q;
+    if (!a.adj) {
+      q = dd;
+      for (int t = 0; t < k; t++, nt++) {
+        s_off[ax][nt] = t - p;
+        s_wt[ax][nt] = t;
+      }
+    } else {
+      q = dd > c ? (dd - c + s - 1) / s : 0;
+      for (int t = 0; t < k; t++) {
+        const int r = c + p - t;
+        if (((r % s) + s) % s == 0) {
+          s_off[ax][nt] = r / s;  // exact, so truncation is fine for negatives
+          s_wt[ax][nt] = t;
+          nt++;
+        }
+      }
+    }
+    s_nt[ax] = nt;
+    s_q[ax] = q;
+    s_c[ax] = c;
+  }
+  __syncthreads();
+  const int q0 = s_q[0], q1 = s_q[1], q2 = s_q[2];
+  const long long M = (long long)a.nb * q0 * q1 * q2;
+  const long long m0 = (long long)blockIdx.x * BM;
+  if (m0 >= M) return;  // the whole block leaves (this class has fewer rows than class 0)
+  const int n0 = blockIdx.y * BN;
+
+  for (int r = tid; r < BM; r += NTH) {
+    const long long m = m0 + r;
+    if (m < M) {
+      long long qq = m;
+      const int w = (int)(qq % q2);
+      qq /= q2;
+      const int h = (int)(qq % q1);
+      qq /= q1;
+      const int d = (int)(qq % q0);
+      const int n = (int)(qq / q0);
+      const int si0 = a.adj ? 1 : a.s[0], si1 = a.adj ? 1 : a.s[1], si2 = a.adj ? 1 : a.s[2];
+      const int so0 = a.adj ? a.s[0] : 1, so1 = a.adj ? a.s[1] : 1, so2 = a.adj ? a.s[2] : 1;
+      s_rn[r] = n;
+      s_rd[r] = d * si0;
+      s_rh[r] = h * si1;
+      s_rw[r] = w * si2;
+      s_ro[r] = nd_vox(n, d * so0 + s_c[0], h * so1 + s_c[1], w * so2 + s_c[2], a.dd[0], a.dd[1], a.dd[2]);
+    } else {
+      s_rn[r] = -1;
+    }
+  }
+  __syncthreads();
+
+  const int nt1 = s_nt[1], nt2 = s_nt[2];
+  const int Kv = s_nt[0] * nt1 * nt2 * a.cs;  // valid K of this class
+  const int Kfull = a.k[0] * a.k[1] * a.k[2] * a.cs;
+  const int nk = (Kv + BK - 1) / BK;
+  const int kc = VEC ? (tid & 3) * 8 : (tid & 31);  // this thread's k column (fixed over k-tiles)
+
+  auto load = [&](int stage, int kt) {
+    const int k = kt * BK + kc;
+    const bool kv = k < Kv;
+    const int j = kv ? k / a.cs : 0, c = kv ? k - j * a.cs : 0;
+    const int jw = j % nt2, jh = (j / nt2) % nt1, jd = j / (nt2 * nt1);
+    const int od = s_off[0][jd], oh = s_off[1][jh], ow = s_off[2][jw];
+    const int wcol = ((s_wt[0][jd] * a.k[1] + s_wt[1][jh]) * a.k[2] + s_wt[2][jw]) * a.cs + c;
+    nd_bf16* As = sA + stage * BM * P;
+    nd_bf16* Bs = sB + stage * BN * P;
+    constexpr int RA = VEC ? NTH / 4 : NTH / 32;  // rows covered per pass
+    const int r0 = VEC ? tid >> 2 : tid >> 5;
+#pragma unroll
+    for (int r = r0; r < BM; r += RA) {
+      const int n = s_rn[r], d = s_rd[r] + od, h = s_rh[r] + oh, w = s_rw[r] + ow;
+      const bool ok = kv && n >= 0 && (unsigned)d < (unsigned)a.sd[0] && (unsigned)h < (unsigned)a.sd[1] &&
+                      (unsigned)w < (unsigned)a.sd[2];
+      const long long off = ok ? nd_vox(n, d, h, w, a.sd[0], a.sd[1], a.sd[2]) * a.cs + c : 0;
+      if (VEC) {
+        nd_cp_async16(As + r * P + kc, a.src + off, ok);
+      } else {
+        As[r * P + kc] = ok ? a.src[off] : (nd_bf16)0;
+      }
+    }
+#pragma unroll
+    for (int r = r0; r < BN; r += RA) {
+      const bool ok = kv && n0 + r < a.cd;
+      const long long off = ok ? (long long)(n0 + r) * Kfull + wcol : 0;
+      if (VEC) {
+        nd_cp_async16(Bs + r * P + kc, a.wp + off, ok);
+      } else {
+        Bs[r * P + kc] = ok ? a.wp[off] : (nd_bf16)0;
+      }
+    }
+  };
+
+  const int warp = tid >> 5, lane = tid & 31;
+  const int wm0 = (warp & 3) * 32, wn0 = (warp >> 2) * (BN / WN);
+  float acc[MT][NT][4];
+#pragma unroll
+  for (int i = 0; i < MT; i++)
+#pragma unroll
+    for (int j = 0; j < NT; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.f;
+
+#pragma unroll
+  for (int st = 0; st < S - 1; st++) {
+    if (st < nk) load(st, st);
+    nd_cp_async_commit();
+  }
+  for (int kt = 0; kt < nk; kt++) {
+    nd_cp_async_wait<S - 2>();  // tile kt has landed (for this thread) ...
+    __syncthreads();            // ... for every thread; and stage (kt-1)%S is no longer read
+    if (kt + S - 1 < nk) load((kt + S - 1) % S, kt + S - 1);
+    nd_cp_async_commit();
+    const nd_bf16* As = sA + (kt % S) * BM * P;
+    const nd_bf16* Bs = sB + (kt % S) * BN * P;
+    const int j8 = lane >> 3, r8 = lane & 7;
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+      uint32_t af[MT][4], bfr[NT][2];
+#pragma unroll
+      for (int mt = 0; mt < MT; mt++)
+        nd_ldmatrix_x4(af[mt], As + (wm0 + mt * 16 + (j8 & 1) * 8 + r8) * P + kk + (j8 >> 1) * 8);
+#pragma unroll
+      for (int nt = 0; nt < NT; nt += 2) {
+        uint32_t r[4];
+        nd_ldmatrix_x4(r, Bs + (wn0 + nt * 8 + (j8 >> 1) * 8 + r8) * P + kk + (j8 & 1) * 8);
+        bfr[nt][0] = r[0];
+        bfr[nt][1] = r[1];
+        bfr[nt + 1][0] = r[2];
+        bfr[nt + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) nd_mma_bf16_16816(acc[mt][nt], af[mt], bfr[nt]);
+    }
+  }
+  nd_cp_async_wait<0>();
+
+  // Epilogue: + bias, (+ old value), round to bf16; channel pairs as one 32-bit store when aligned.
+  const int g = lane >> 2, t4 = lane & 3;
+  const bool pairs = (a.cd & 1) == 0;
+#pragma unroll
+  for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+      const int r = wm0 + mt * 16 + g + half * 8;
+      if (s_rn[r] < 0) continue;
+      nd_bf16* drow = a.dst + s_ro[r] * a.cd;
+#pragma unroll
+      for (int nt = 0; nt < NT; nt++) {
+        const int col = n0 + wn0 + nt * 8 + 2 * t4;
+        float v0 = acc[mt][nt][half * 2], v1 = acc[mt][nt][half * 2 + 1];
+        if (col >= a.cd) continue;
+        const bool two = col + 1 < a.cd;
+        if (a.bias) {
+          v0 += a.bias[col];
+          if (two) v1 += a.bias[col + 1];
+        }
+        if (two && pairs) {
+          uint32_t* p2 = reinterpret_cast<uint32_t*>(drow + col);
+          if (a.acc) {
+            const uint32_t old = *p2;
+            v0 += nd_bf2f((nd_bf16)(old & 0xffffu));
+            v1 += nd_bf2f((nd_bf16)(old >> 16));
+          }
+          *p2 = nd_pack_bf2(nd_f2bf(v0), nd_f2bf(v1));
+        } else {
+          drow[col] = nd_f2bf(a.acc ? v0 + nd_bf2f(drow[col]) : v0);
+          if (two) drow[col + 1] = nd_f2bf(a.acc ? v1 + nd_bf2f(drow[col + 1]) : v1);
+        }
+      }
+    }
+  }
+}
+
+template <int BN, int WN, bool VEC>
+static int conv_gemm_launch(const ConvGemmArgs& a, void* stream) {
+  constexpr int BM = 128, P = ND_CONV_BK + 8;
+  const size_t smem = (size_t)ND_CONV_STAGES * (BM + BN) * P * sizeof(nd_bf16);
+  long long q = a.nb;  // rows of class 0, the largest
+  for (int ax = 0; ax < 3; ax++) q *= (a.dd[ax] + a.ncls[ax] - 1) / a.ncls[ax];
+  const dim3 grid((unsigned)((q + BM - 1) / BM), (unsigned)((a.cd + BN - 1) / BN), (unsigned)(a.ncls[0] * a.ncls[1] * a.ncls[2]));
+  auto k = conv_gemm_kernel<BN, WN, VEC>;
+  ND_SMEM_LIMIT(k, smem);
+  ND_LAUNCH(k, grid, 128 * WN, smem, stream, a);
+  NDK_LAUNCHED();
+  return 0;
+}
+
+// Narrow outputs get a narrow N tile (fewer padded columns); 16-byte gathers need C_src % 8 == 0 and
+// 16-byte aligned bases.
+template <bool VEC>
+static int conv_gemm_pick(const ConvGemmArgs& a, void* stream) {
+  if (a.cd <= 16) return conv_gemm_launch<16, 1, VEC>(a, stream);
+  if (a.cd <= 32) return conv_gemm_launch<32, 1, VEC>(a, stream);
+  return conv_gemm_launch<64, 2, VEC>(a, stream);
+}
+
+static int conv_gemm(const nd_bf16* src, const nd_bf16* wp, const float* bias, nd_bf16* dst, const NdConvGeom* g,
+                     bool adj, void* stream) {
+  ConvGemmArgs a;
+  a.src = src;
+  a.wp = wp;
+  a.bias = g->has_bias ? bias : nullptr;
+  a.dst = dst;
+  a.nb = g->n;
+  a.cs = adj ? g->c_lo : g->c_hi;
+  a.cd = adj ? g->c_hi : g->c_lo;
+  for (int ax = 0; ax < 3; ax++) {
+    a.sd[ax] = adj ? g->lo[ax] : g->hi[ax];
+    a.dd[ax] = adj ? g->hi[ax] : g->lo[ax];
+    a.k[ax] = g->k[ax];
+    a.s[ax] = g->s[ax];
+    a.p[ax] = g->p[ax];
+    a.ncls[ax] = adj ? g->s[ax] : 1;
+    if (g->k[ax] < 1 || g->k[ax] > ND_CONV_MAXK || g->s[ax] < 1) return (int)cudaErrorInvalidValue;
+  }
+  a.adj = adj ? 1 : 0;
+  a.acc = g->accumulate;
+  if ((long long)a.nb * a.dd[0] * a.dd[1] * a.dd[2] == 0 || a.cd == 0) return 0;
+  const bool vec = a.cs % 8 == 0 && ((uintptr_t)src & 15) == 0 && ((uintptr_t)wp & 15) == 0;
+  return vec ? conv_gemm_pick<true>(a, stream) : conv_gemm_pick<false>(a, stream);
+}
+
+// lo (=|+=) corr(hi, w) + bias[c_lo]; wpc = pack's pc. Conv3d forward (hi = x, lo = y) and ConvTranspose3d
+// backward-data (hi = dy, lo = dx; has_bias 0).
+NDK_EXPORT int NDK(conv_corr)(const nd_bf16* hi, const nd_bf16* wpc, const float* bias, nd_bf16* lo,
+                              const NdConvGeom* g, void* stream) {
+  return conv_gemm(hi, wpc, bias, lo, g, false, stream);
+}
+
+// hi (=|+=) adj(lo, w) + bias[c_hi]; wpa = pack's pa. Conv3d backward-data (lo = dy, hi = dx; has_bias 0) and
+// ConvTranspose3d forward (lo = x, hi = y).
+NDK_EXPORT int NDK(conv_adj)(const nd_bf16* lo, const nd_bf16* wpa, const float* bias, nd_bf16* hi,
+                             const NdConvGeom* g, void* stream) {
+  return conv_gemm(lo, wpa, bias, hi, g, true, stream);
+}
