@@ -51,6 +51,7 @@ struct ConvGemmArgs {
   int nb, cs, cd;
   int sd[3], dd[3], k[3], s[3], p[3];
   int adj, acc;
+  int pairs;    // cd even and dst 4-byte aligned: channel pairs stored as one 32-bit word
   int ncls[3];  // classes per axis: 1 (corr) or s (adj)
 };
 
@@ -211,7 +212,6 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
 
   // Epilogue: + bias, (+ old value), round to bf16; channel pairs as one 32-bit store when aligned.
   const int g = lane >> 2, t4 = lane & 3;
-  const bool pairs = (a.cd & 1) == 0;
 #pragma unroll
   for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
@@ -229,7 +229,7 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
           v0 += a.bias[col];
           if (two) v1 += a.bias[col + 1];
         }
-        if (two && pairs) {
+        if (two && a.pairs) {
           uint32_t* p2 = reinterpret_cast<uint32_t*>(drow + col);
           if (a.acc) {
             const uint32_t old = *p2;
@@ -290,6 +290,7 @@ static int conv_gemm(const nd_bf16* src, const nd_bf16* wp, const float* bias, n
   }
   a.adj = adj ? 1 : 0;
   a.acc = g->accumulate;
+  a.pairs = (a.cd % 2 == 0 && ((uintptr_t)dst & 3) == 0) ? 1 : 0;
   if ((long long)a.nb * a.dd[0] * a.dd[1] * a.dd[2] == 0 || a.cd == 0) return 0;
   const bool vec = a.cs % 8 == 0 && ((uintptr_t)src & 15) == 0 && ((uintptr_t)wp & 15) == 0;
   return vec ? conv_gemm_pick<true>(a, stream) : conv_gemm_pick<false>(a, stream);
