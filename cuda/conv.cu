@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
   for (int r = tid; r < BM; r += NTH) {
     const long long m = m0 + r;
     if (m < M) {
-      long long qq = m;
+      unsigned qq = (unsigned)m;  // M < 2^31 (conv.rs checks the voxel counts)
       const int w = (int)(qq % q2);
       qq /= q2;
       const int h = (int)(qq % q1);
@@ -129,9 +129,10 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
   const int Kv = s_nt[0] * nt1 * nt2 * a.cs;  // valid K of this class
   const int Kfull = a.k[0] * a.k[1] * a.k[2] * a.cs;
   const int nk = (Kv + BK - 1) / BK;
-  const int kc = VEC ? (tid & 3) * 8 : (tid & 31);  // this thread's k column (fixed over k-tiles)
-
-  auto load = [&](int stage, int kt) {
+  // Loads. Vector path: each thread owns one 8-channel k granule (kc = (tid & 3) * 8) of rows tid/4 + i*NTH/4:
+  // four threads fetch one row's 64 contiguous bytes. Scalar path: lanes run along rows (consecutive voxels,
+  // so a warp's loads of one tap are contiguous for Cin = 1) and each thread owns columns tid/32 + j*NTH/32.
+  auto load_col = [&](int stage, int kt, int kc, int r0, int rstep) {
     const int k = kt * BK + kc;
     const bool kv = k < Kv;
     const int j = kv ? k / a.cs : 0, c = kv ? k - j * a.cs : 0;
@@ -140,10 +141,7 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
     const int wcol = ((s_wt[0][jd] * a.k[1] + s_wt[1][jh]) * a.k[2] + s_wt[2][jw]) * a.cs + c;
     nd_bf16* As = sA + stage * BM * P;
     nd_bf16* Bs = sB + stage * BN * P;
-    constexpr int RA = VEC ? NTH / 4 : NTH / 32;  // rows covered per pass
-    const int r0 = VEC ? tid >> 2 : tid >> 5;
-#pragma unroll
-    for (int r = r0; r < BM; r += RA) {
+    for (int r = r0; r < BM; r += rstep) {
       const int n = s_rn[r], d = s_rd[r] + od, h = s_rh[r] + oh, w = s_rw[r] + ow;
       const bool ok = kv && n >= 0 && (unsigned)d < (unsigned)a.sd[0] && (unsigned)h < (unsigned)a.sd[1] &&
                       (unsigned)w < (unsigned)a.sd[2];
@@ -154,8 +152,7 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
         As[r * P + kc] = ok ? a.src[off] : (nd_bf16)0;
       }
     }
-#pragma unroll
-    for (int r = r0; r < BN; r += RA) {
+    for (int r = r0; r < BN; r += rstep) {
       const bool ok = kv && n0 + r < a.cd;
       const long long off = ok ? (long long)(n0 + r) * Kfull + wcol : 0;
       if (VEC) {
@@ -163,6 +160,14 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
       } else {
         Bs[r * P + kc] = ok ? a.wp[off] : (nd_bf16)0;
       }
+    }
+  };
+  auto load = [&](int stage, int kt) {
+    if (VEC) {
+      load_col(stage, kt, (tid & 3) * 8, tid >> 2, NTH / 4);
+    } else {
+#pragma unroll
+      for (int kc = tid >> 5; kc < BK; kc += NTH / 32) load_col(stage, kt, kc, tid & 31, 32);
     }
   };
 

@@ -73,13 +73,13 @@ __global__ void __launch_bounds__(256) conv_wgrad_kernel(ConvWgradArgs a) {
     for (int r = VB ? tid >> 3 : tid >> 7; r < BK; r += RB) {
       const long long v = kb + r;
       const bool vok = v < v1;
-      long long q = vok ? v : 0;
-      const int ow = (int)(q % a.lo_d[2]);
-      q /= a.lo_d[2];
-      const int oh = (int)(q % a.lo_d[1]);
-      q /= a.lo_d[1];
-      const int od = (int)(q % a.lo_d[0]);
-      const long long n = q / a.lo_d[0];
+      unsigned q = vok ? (unsigned)v : 0u;  // V < 2^31 (conv.rs checks the voxel counts): 32-bit division
+      const int ow = (int)(q % (unsigned)a.lo_d[2]);
+      q /= (unsigned)a.lo_d[2];
+      const int oh = (int)(q % (unsigned)a.lo_d[1]);
+      q /= (unsigned)a.lo_d[1];
+      const int od = (int)(q % (unsigned)a.lo_d[0]);
+      const int n = (int)(q / (unsigned)a.lo_d[0]);
       const int bd = od * a.s[0], bh = oh * a.s[1], bw = ow * a.s[2];
 #pragma unroll
       for (int i = 0; i < NBC; i++) {

@@ -103,6 +103,15 @@ fn parse(kind: Kind, params: &[i32]) -> NdResult<Conv3dParams> {
     }
 }
 
+/// Checked params and their device geometry. NOTE: the kernels index voxels (N * D * H * W of either
+/// tensor) with 32-bit integers; element offsets are 64-bit.
+fn geom(kind: Kind, params: &[i32]) -> NdResult<(Conv3dParams, ConvGeom)> {
+    let p = parse(kind, params)?;
+    let (vin, vout) = (p.n as u64 * p.in_spatial() as u64, p.n as u64 * p.out_spatial() as u64);
+    ensure!(vin.max(vout) < 1 << 31, "conv on the device: {} voxels per tensor, at most 2^31 - 1", vin.max(vout));
+    Ok((p, ConvGeom::new(kind, &p)))
+}
+
 /// Check that a device address holds `elems` elements of `size` bytes (alignment included).
 fn buf(b: Backend, addr: u64, elems: usize, size: usize, what: &str) -> NdResult<()> {
     ensure!(addr % size as u64 == 0, "{what}: device address {addr:#x} is not {size}-byte aligned");
@@ -120,14 +129,13 @@ pub fn packed_len(kind: Kind, params: &[i32]) -> NdResult<usize> {
 
 /// Workspace bytes `bwd_weight` needs for these params (the other ops need none).
 pub fn wgrad_workspace_bytes(kind: Kind, params: &[i32]) -> NdResult<usize> {
-    Ok(ConvGeom::new(kind, &parse(kind, params)?).wgrad_workspace_bytes())
+    Ok(geom(kind, params)?.1.wgrad_workspace_bytes())
 }
 
 /// Pack the fp32 master weight `w` into the bf16 copies `fwd` uses (`w_fwd`) and `bwd_data` uses (`w_bwd`);
 /// either address may be 0 (not packed, e.g. inference).
 pub fn pack_weights(b: Backend, kind: Kind, params: &[i32], w: u64, w_fwd: u64, w_bwd: u64, stream: u64) -> NdResult<()> {
-    let p = parse(kind, params)?;
-    let g = ConvGeom::new(kind, &p);
+    let (p, g) = geom(kind, params)?;
     buf(b, w, p.w_len(), 4, "w")?;
     for (a, what) in [(w_fwd, "w_fwd"), (w_bwd, "w_bwd")] {
         if a != 0 {
@@ -146,8 +154,7 @@ pub fn pack_weights(b: Backend, kind: Kind, params: &[i32], w: u64, w_fwd: u64, 
 /// y (=|+=) conv(x, w) + bias (or convT); `w_fwd` from `pack_weights`, `bias` fp32 [Cout] (0 without bias).
 #[allow(clippy::too_many_arguments)]
 pub fn fwd(b: Backend, kind: Kind, params: &[i32], x: u64, w_fwd: u64, bias: u64, y: u64, stream: u64) -> NdResult<()> {
-    let p = parse(kind, params)?;
-    let g = ConvGeom::new(kind, &p);
+    let (p, g) = geom(kind, params)?;
     buf(b, x, p.x_len(), 2, "x")?;
     buf(b, w_fwd, p.w_len(), 2, "w_fwd")?;
     if p.has_bias != 0 {
@@ -164,8 +171,7 @@ pub fn fwd(b: Backend, kind: Kind, params: &[i32], x: u64, w_fwd: u64, bias: u64
 
 /// dx (=|+=) d loss / d x from dy; `w_bwd` from `pack_weights`.
 pub fn bwd_data(b: Backend, kind: Kind, params: &[i32], dy: u64, w_bwd: u64, dx: u64, stream: u64) -> NdResult<()> {
-    let p = parse(kind, params)?;
-    let mut g = ConvGeom::new(kind, &p);
+    let (p, mut g) = geom(kind, params)?;
     g.has_bias = 0;
     buf(b, dy, p.y_len(), 2, "dy")?;
     buf(b, w_bwd, p.w_len(), 2, "w_bwd")?;
@@ -182,8 +188,8 @@ pub fn bwd_data(b: Backend, kind: Kind, params: &[i32], dy: u64, w_bwd: u64, dx:
 /// 0). `ws`: at least `wgrad_workspace_bytes` bytes of device scratch.
 #[allow(clippy::too_many_arguments)]
 pub fn bwd_weight(b: Backend, kind: Kind, params: &[i32], x: u64, dy: u64, dw: u64, db: u64, ws: u64, stream: u64) -> NdResult<()> {
-    let p = parse(kind, params)?;
-    bwd_weight_geom(b, kind, &p, ConvGeom::new(kind, &p), x, dy, dw, db, ws, stream)
+    let (p, g) = geom(kind, params)?;
+    bwd_weight_geom(b, kind, &p, g, x, dy, dw, db, ws, stream)
 }
 
 /// `bwd_weight` with a given split plan (tests force several).

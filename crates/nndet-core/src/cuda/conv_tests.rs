@@ -161,6 +161,8 @@ fn conv3d_3x3x3_matches_cpu() {
     // Cout > 64: two N tiles, odd Cout (no paired stores); Cin 1 (element-wise gathers)
     check(C, &params(C, 1, 8, 81, [4, 3, 5], [3, 3, 3], [1, 1, 1], false, false), 4, None);
     check(C, &params(C, 2, 1, 8, [5, 6, 4], [3, 3, 3], [1, 1, 1], true, false), 5, None);
+    // several M tiles (1024 voxels), N tiles of the backward-weight (27*32 columns), split-K by the plan
+    check(C, &params(C, 2, 32, 64, [8, 8, 8], [3, 3, 3], [1, 1, 1], true, true), 6, None);
 }
 
 #[test]
@@ -193,6 +195,54 @@ fn bwd_weight_split_k_matches_cpu_and_is_deterministic() {
     check(C, &params(C, 2, 8, 16, [5, 7, 6], [3, 3, 3], [1, 1, 1], true, true), 41, Some((3, 2)));
     check(C, &params(C, 1, 3, 24, [4, 5, 6], [3, 3, 3], [2, 2, 2], true, false), 42, Some((7, 5)));
     check(T, &params(T, 2, 8, 16, [2, 3, 3], [2, 2, 2], [2, 2, 2], true, true), 43, Some((4, 3)));
+}
+
+/// Beyond ops::conv's kernel sizes {1, 3}: the launchers take any odd kernel up to 7 per axis.
+#[test]
+fn kernels_take_odd_sizes_up_to_7() {
+    let (n, cl, ch) = (2usize, 8usize, 16usize);
+    let (k, s, hi) = ([5usize, 3, 7], [1usize, 2, 1], [6usize, 7, 5]);
+    let p = k.map(|v| v / 2);
+    let lo: [usize; 3] = std::array::from_fn(|a| (hi[a] + 2 * p[a] - k[a]) / s[a] + 1);
+    let rg = Geom { n, c_lo: cl, c_hi: ch, lo, hi, k, s, p };
+    let i = |v: [usize; 3]| v.map(|x| x as i32);
+    let (ni, cli, chi) = (n as i32, cl as i32, ch as i32);
+    let g = ConvGeom {
+        n: ni, c_lo: cli, c_hi: chi, lo: i(lo), hi: i(hi), k: i(k), s: i(s), p: i(p),
+        has_bias: 1, accumulate: 0, wsplits: 2, bsplits: 2, bias_of_hi: 0,
+    };
+    let (lsp, hsp, taps) = (lo.iter().product::<usize>(), hi.iter().product::<usize>(), k.iter().product::<usize>());
+    let mut r = Rng(77);
+    let (hv, lv, w, bias) = (r.vec_bf(n * ch * hsp), r.vec_bf(n * cl * lsp), r.vec(cl * ch * taps), r.vec(cl));
+    let wr: Vec<f32> = w.iter().map(|&v| unbf(bf(v))).collect();
+    let (mut lo_ref, mut hi_ref, mut dw_ref, mut db_ref) = (vec![0.0; lv.len()], vec![0.0; hv.len()], vec![0.0; w.len()], vec![0.0; cl]);
+    reference::corr(&rg, &hv, &wr, &bias, &mut lo_ref, false);
+    reference::adj(&rg, &lv, &wr, &[], &mut hi_ref, false);
+    reference::wgrad(&rg, &lv, &hv, &mut dw_ref, false);
+    reference::bias_grad(n, cl, lsp, &lv, &mut db_ref, false);
+    for b in test_backends() {
+        let k = ConvKernels::of(b).unwrap();
+        let (hd, ld, wd, bd) = (dev(b, &to_dev(&hv, n, ch)), dev(b, &to_dev(&lv, n, cl)), dev(b, &w), dev(b, &bias));
+        let (pc, pa) = (DevBuf::zeroed(b, w.len() * 2).unwrap(), DevBuf::zeroed(b, w.len() * 2).unwrap());
+        let (lo_o, hi_o) = (DevBuf::zeroed(b, lv.len() * 2).unwrap(), DevBuf::zeroed(b, hv.len() * 2).unwrap());
+        let (dw, db) = (DevBuf::zeroed(b, w.len() * 4).unwrap(), DevBuf::zeroed(b, cl * 4).unwrap());
+        let ws = DevBuf::zeroed(b, g.wgrad_workspace_bytes()).unwrap();
+        let mut ga = g;
+        ga.has_bias = 0;
+        let s = std::ptr::null_mut();
+        unsafe {
+            call(b, (k.conv_pack)(wd.ptr() as _, pc.ptr() as _, pa.ptr() as _, &g, s), "pack").unwrap();
+            call(b, (k.conv_corr)(hd.ptr() as _, pc.ptr() as _, bd.ptr() as _, lo_o.ptr() as _, &g, s), "corr").unwrap();
+            call(b, (k.conv_adj)(ld.ptr() as _, pa.ptr() as _, std::ptr::null(), hi_o.ptr() as _, &ga, s), "adj").unwrap();
+            let wgrad = (k.conv_wgrad)(ld.ptr() as _, hd.ptr() as _, dw.ptr() as _, db.ptr() as _, ws.ptr() as _, &g, s);
+            call(b, wgrad, "wgrad").unwrap();
+        }
+        let tag = format!("{} k {k:?} s {s:?}", b.name(), k = rg.k, s = rg.s);
+        close(&format!("{tag} corr"), &from_dev(&lo_o.to_vec::<u16>().unwrap(), n, cl), &lo_ref, 1e-2);
+        close(&format!("{tag} adj"), &from_dev(&hi_o.to_vec::<u16>().unwrap(), n, ch), &hi_ref, 1e-2);
+        close(&format!("{tag} wgrad"), &dw.to_vec::<f32>().unwrap(), &dw_ref, 1e-4);
+        close(&format!("{tag} bias grad"), &db.to_vec::<f32>().unwrap(), &db_ref, 1e-4);
+    }
 }
 
 #[test]
