@@ -5,7 +5,9 @@
 // As a GEMM: m = cl (C_lo), n = (tap t, ch) flattened (C_hi fastest, so 8 channels of one tap are one
 // 16-byte gather), k = lo voxels. A[m][k] = lo[k][m] and B[k][n] = hi[shifted k][ch] are both stored k-major
 // in shared memory ([BK][BM], [BK][BN]: the natural NDHWC order, 16-byte cp.async along channels) and read
-// with ldmatrix.trans. Tiles BM = 64 x BN = 128 x BK = 32 voxels, 8 warps (2 x 4, warp tile 32 x 32), 3 stages.
+// with ldmatrix.trans. Tiles BM = 64 x BN = 128 x BK = 32 voxels, 8 warps (2 x 4, warp tile 32 x 32), 3 stages;
+// BM = 32 (8 warps 1 x 8, warp tile 32 x 16) when C_lo <= 32, so the 32-channel full-resolution layers (the
+// most voxels) waste no tensor-core work on padding rows.
 // Split-K over voxels (blockIdx.z): each split writes its fp32 partial tile to the workspace and a second
 // kernel sums the splits in a fixed order into dw (deterministic, no atomics). The bias gradient is the same
 // two-pass reduction (partial sums per voxel chunk, then a fixed-order sum).
@@ -21,10 +23,11 @@ struct ConvWgradArgs {
   long long chunk;  // voxels per split, a multiple of BK
 };
 
-template <bool VA, bool VB>
+template <int BM, bool VA, bool VB>
 __global__ void __launch_bounds__(256) conv_wgrad_kernel(ConvWgradArgs a) {
-  constexpr int BM = 64, BN = 128, BK = ND_CONV_BK, S = ND_CONV_STAGES, PA = BM + 8, PB = BN + 8, NTH = 256;
-  constexpr int MT = 2, NT = 4;
+  constexpr int BN = 128, BK = ND_CONV_BK, S = ND_CONV_STAGES, PA = BM + 8, PB = BN + 8, NTH = 256;
+  constexpr int WM = BM / 32, WN = 8 / WM;  // warps along M and N; warp tile 32 x BN / WN
+  constexpr int MT = 2, NT = BN / WN / 8;
   ND_DYN_SMEM(nd_bf16, smem);
   nd_bf16* sA = smem;                 // [S][BK][PA]
   nd_bf16* sB = smem + S * BK * PA;  // [S][BK][PB]
@@ -56,13 +59,16 @@ __global__ void __launch_bounds__(256) conv_wgrad_kernel(ConvWgradArgs a) {
     nd_bf16* Bs = sB + stage * BK * PB;
     // A: lo[v][m0 + m] -> As[v - kb][m]
     if (VA) {
-      const int r = tid >> 3, c = (tid & 7) * 8;
-      const bool ok = kb + r < v1 && m0 + c < a.c_lo;
-      nd_cp_async16(As + r * PA + c, a.lo + (ok ? (kb + r) * a.c_lo + m0 + c : 0), ok);
+      constexpr int GR = BM / 8;  // granules per row
+      if (tid < BK * GR) {
+        const int r = tid / GR, c = (tid % GR) * 8;
+        const bool ok = kb + r < v1 && m0 + c < a.c_lo;
+        nd_cp_async16(As + r * PA + c, a.lo + (ok ? (kb + r) * a.c_lo + m0 + c : 0), ok);
+      }
     } else {
-      const int c = tid & 63;
+      const int c = tid % BM;
 #pragma unroll
-      for (int r = tid >> 6; r < BK; r += NTH / 64) {
+      for (int r = tid / BM; r < BK; r += NTH / BM) {
         const bool ok = kb + r < v1 && m0 + c < a.c_lo;
         As[r * PA + c] = ok ? a.lo[(kb + r) * a.c_lo + m0 + c] : (nd_bf16)0;
       }
@@ -97,7 +103,7 @@ __global__ void __launch_bounds__(256) conv_wgrad_kernel(ConvWgradArgs a) {
   };
 
   const int warp = tid >> 5, lane = tid & 31;
-  const int wm0 = (warp & 1) * 32, wn0 = (warp >> 1) * 32;
+  const int wm0 = (warp % WM) * 32, wn0 = (warp / WM) * (BN / WN);
   float acc[MT][NT][4];
 #pragma unroll
   for (int i = 0; i < MT; i++)
@@ -202,15 +208,21 @@ __global__ void conv_bias_reduce_kernel(const float* __restrict__ part, float* d
   db[c] = acc ? db[c] + s : s;
 }
 
-template <bool VA, bool VB>
+template <int BM, bool VA, bool VB>
 static int conv_wgrad_launch(const ConvWgradArgs& a, int splits, void* stream) {
-  const size_t smem = (size_t)ND_CONV_STAGES * ND_CONV_BK * (64 + 8 + 128 + 8) * sizeof(nd_bf16);
-  const dim3 grid((unsigned)((a.c_lo + 63) / 64), (unsigned)((a.ncol + 127) / 128), (unsigned)splits);
-  auto k = conv_wgrad_kernel<VA, VB>;
+  const size_t smem = (size_t)ND_CONV_STAGES * ND_CONV_BK * (BM + 8 + 128 + 8) * sizeof(nd_bf16);
+  const dim3 grid((unsigned)((a.c_lo + BM - 1) / BM), (unsigned)((a.ncol + 127) / 128), (unsigned)splits);
+  auto k = conv_wgrad_kernel<BM, VA, VB>;
   ND_SMEM_LIMIT(k, smem);
   ND_LAUNCH(k, grid, 256, smem, stream, a);
   NDK_LAUNCHED();
   return 0;
+}
+
+template <int BM>
+static int conv_wgrad_pick(const ConvWgradArgs& a, bool va, bool vb, int splits, void* stream) {
+  if (va) return vb ? conv_wgrad_launch<BM, true, true>(a, splits, stream) : conv_wgrad_launch<BM, true, false>(a, splits, stream);
+  return vb ? conv_wgrad_launch<BM, false, true>(a, splits, stream) : conv_wgrad_launch<BM, false, false>(a, splits, stream);
 }
 
 // dw (=|+=) wgrad(lo, hi); db (=|+=) bias grad of (bias_of_hi ? hi : lo) when has_bias. ws: at least
@@ -244,8 +256,7 @@ NDK_EXPORT int NDK(conv_wgrad)(const nd_bf16* lo, const nd_bf16* hi, float* dw, 
   if (a.c_lo > 0 && a.ncol > 0) {
     const bool va = g->c_lo % 8 == 0 && ((uintptr_t)lo & 15) == 0;
     const bool vb = g->c_hi % 8 == 0 && ((uintptr_t)hi & 15) == 0;
-    int e = va ? (vb ? conv_wgrad_launch<true, true>(a, splits, stream) : conv_wgrad_launch<true, false>(a, splits, stream))
-               : (vb ? conv_wgrad_launch<false, true>(a, splits, stream) : conv_wgrad_launch<false, false>(a, splits, stream));
+    int e = a.c_lo <= 32 ? conv_wgrad_pick<32>(a, va, vb, splits, stream) : conv_wgrad_pick<64>(a, va, vb, splits, stream);
     if (e) return e;
     const long long total = (long long)a.c_lo * a.ncol;
     const int blocks = (int)((total + 255) / 256 < 4096 ? (total + 255) / 256 : 4096);

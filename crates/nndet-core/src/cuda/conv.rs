@@ -49,7 +49,8 @@ fn plan_splits(g: &ConvGeom) -> (i32, i32) {
     let lo_vox = g.n as u64 * g.lo.iter().map(|&v| v as u64).product::<u64>();
     let hi_vox = g.n as u64 * g.hi.iter().map(|&v| v as u64).product::<u64>();
     let ncol = g.c_hi as u64 * g.k.iter().map(|&v| v as u64).product::<u64>();
-    let tiles = (g.c_lo as u64).div_ceil(64) * ncol.div_ceil(128);
+    let bm = if g.c_lo <= 32 { 32 } else { 64 }; // cuda/conv_wgrad.cu tile rows
+    let tiles = (g.c_lo as u64).div_ceil(bm) * ncol.div_ceil(128);
     let part = g.c_lo as u64 * ncol * 4;
     let w = 264u64.div_ceil(tiles.max(1)).min((lo_vox / 1024).max(1)).min(((64u64 << 20) / part.max(1)).max(1)).min(64);
     let bvox = if g.bias_of_hi != 0 { hi_vox } else { lo_vox };
