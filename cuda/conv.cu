@@ -132,11 +132,10 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
   // Loads. Vector path: each thread owns one 8-channel k granule (kc = (tid & 3) * 8) of rows tid/4 + i*NTH/4:
   // four threads fetch one row's 64 contiguous bytes. Scalar path: lanes run along rows (consecutive voxels,
   // so a warp's loads of one tap are contiguous for Cin = 1) and each thread owns columns tid/32 + j*NTH/32.
-  auto load_col = [&](int stage, int kt, int kc, int r0, int rstep) {
-    const int k = kt * BK + kc;
-    const bool kv = k < Kv;
-    const int j = kv ? k / a.cs : 0, c = kv ? k - j * a.cs : 0;
-    const int jw = j % nt2, jh = (j / nt2) % nt1, jd = j / (nt2 * nt1);
+  // (c, jw, jh, jd): the channel and valid-tap indices of flattened k (j = (jd * nt1 + jh) * nt2 + jw).
+  auto load_col = [&](int stage, int kt, int kc, int c, int jw, int jh, int jd, int r0, int rstep) {
+    const bool kv = kt * BK + kc < Kv;
+    if (!kv) c = jw = jh = jd = 0;
     const int od = s_off[0][jd], oh = s_off[1][jh], ow = s_off[2][jw];
     const int wcol = ((s_wt[0][jd] * a.k[1] + s_wt[1][jh]) * a.k[2] + s_wt[2][jw]) * a.cs + c;
     nd_bf16* As = sA + stage * BM * P;
@@ -162,12 +161,35 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
       }
     }
   };
+  // NOTE: tiles are loaded in order kt = 0, 1, 2, ..., so the vector path steps its k decode forward by BK
+  // (no divisions in the main loop: C_src >= 8 means at most 4 wraps per step); the scalar path divides.
+  auto decode = [&](int k, int& c, int& jw, int& jh, int& jd) {
+    const int j = k / a.cs;
+    c = k - j * a.cs;
+    jw = j % nt2;
+    jh = (j / nt2) % nt1;
+    jd = j / (nt2 * nt1);
+  };
+  int vc = 0, vw = 0, vh = 0, vd = 0;
+  if (VEC && Kv > 0) decode((tid & 3) * 8, vc, vw, vh, vd);
   auto load = [&](int stage, int kt) {
     if (VEC) {
-      load_col(stage, kt, (tid & 3) * 8, tid >> 2, NTH / 4);
+      load_col(stage, kt, (tid & 3) * 8, vc, vw, vh, vd, tid >> 2, NTH / 4);
+      for (vc += BK; vc >= a.cs; vc -= a.cs)
+        if (++vw == nt2) {
+          vw = 0;
+          if (++vh == nt1) {
+            vh = 0;
+            ++vd;
+          }
+        }
     } else {
 #pragma unroll
-      for (int kc = tid >> 5; kc < BK; kc += NTH / 32) load_col(stage, kt, kc, tid & 31, 32);
+      for (int kc = tid >> 5; kc < BK; kc += NTH / 32) {
+        int c = 0, jw = 0, jh = 0, jd = 0;
+        if (kt * BK + kc < Kv) decode(kt * BK + kc, c, jw, jh, jd);
+        load_col(stage, kt, kc, c, jw, jh, jd, tid & 31, 32);
+      }
     }
   };
 

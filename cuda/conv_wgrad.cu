@@ -53,6 +53,33 @@ __global__ void __launch_bounds__(256) conv_wgrad_kernel(ConvWgradArgs a) {
     bwo[i] = tw - a.p[2];
   }
 
+  // voxel -> (n, od, oh, ow) of the lo volume; V < 2^31 (conv.rs checks the voxel counts): 32-bit division
+  auto decode_vox = [&](unsigned q, int& n, int& od, int& oh, int& ow) {
+    ow = (int)(q % (unsigned)a.lo_d[2]);
+    q /= (unsigned)a.lo_d[2];
+    oh = (int)(q % (unsigned)a.lo_d[1]);
+    q /= (unsigned)a.lo_d[1];
+    od = (int)(q % (unsigned)a.lo_d[0]);
+    n = (int)(q / (unsigned)a.lo_d[0]);
+  };
+  int sn = 0, sd = 0, sh = 0, sw = 0;  // vector path: the decode of this thread's row of the next tile
+  if (VB) decode_vox((unsigned)(v0 + (tid >> 3)), sn, sd, sh, sw);
+  auto step_vox = [&](int by) {
+    sw += by;
+    if (sw < a.lo_d[2]) return;
+    int c = sw / a.lo_d[2];
+    sw -= c * a.lo_d[2];
+    sh += c;
+    if (sh < a.lo_d[1]) return;
+    c = sh / a.lo_d[1];
+    sh -= c * a.lo_d[1];
+    sd += c;
+    if (sd < a.lo_d[0]) return;
+    c = sd / a.lo_d[0];
+    sd -= c * a.lo_d[0];
+    sn += c;
+  };
+
   auto load = [&](int stage, int kt) {
     const long long kb = v0 + (long long)kt * BK;
     nd_bf16* As = sA + stage * BK * PA;
@@ -74,18 +101,20 @@ __global__ void __launch_bounds__(256) conv_wgrad_kernel(ConvWgradArgs a) {
       }
     }
     // B: hi[v*s + t - p][ch] -> Bs[v - kb][col]; one voxel decode per row.
+    // NOTE: tiles are loaded in order kt = 0, 1, 2, ..., so the vector path (one row per thread) steps its
+    // voxel decode forward by BK, dividing only when a row of the volume wraps; the scalar path divides.
     constexpr int RB = VB ? NTH / 8 : NTH / 128;
 #pragma unroll
     for (int r = VB ? tid >> 3 : tid >> 7; r < BK; r += RB) {
       const long long v = kb + r;
       const bool vok = v < v1;
-      unsigned q = vok ? (unsigned)v : 0u;  // V < 2^31 (conv.rs checks the voxel counts): 32-bit division
-      const int ow = (int)(q % (unsigned)a.lo_d[2]);
-      q /= (unsigned)a.lo_d[2];
-      const int oh = (int)(q % (unsigned)a.lo_d[1]);
-      q /= (unsigned)a.lo_d[1];
-      const int od = (int)(q % (unsigned)a.lo_d[0]);
-      const int n = (int)(q / (unsigned)a.lo_d[0]);
+      int n, od, oh, ow;
+      if (VB) {
+        n = sn, od = sd, oh = sh, ow = sw;
+        step_vox(BK);
+      } else {
+        decode_vox(vok ? (unsigned)v : 0u, n, od, oh, ow);
+      }
       const int bd = od * a.s[0], bh = oh * a.s[1], bw = ow * a.s[2];
 #pragma unroll
       for (int i = 0; i < NBC; i++) {
