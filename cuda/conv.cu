@@ -64,8 +64,10 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
   nd_bf16* sA = smem;               // [S][BM][P]
   nd_bf16* sB = smem + S * BM * P;  // [S][BN][P]
   __shared__ int s_off[3][ND_CONV_MAXK], s_wt[3][ND_CONV_MAXK], s_nt[3], s_q[3], s_c[3];
-  __shared__ int s_rn[BM], s_rd[BM], s_rh[BM], s_rw[BM];  // row -> batch (-1: past the end), src base coords
-  __shared__ long long s_ro[BM];                          // row -> destination voxel
+  // row -> source base coords (far negative past the end, so every bounds check fails), the source element
+  // offset of those coords, and the destination voxel (-1 past the end)
+  __shared__ int s_rd[BM], s_rh[BM], s_rw[BM];
+  __shared__ long long s_rb[BM], s_ro[BM];
   const int tid = threadIdx.x;
 
   // Per-axis tap table of this block's class (uniform over the block).
@@ -114,13 +116,15 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
       const int n = (int)(qq / q0);
       const int si0 = a.adj ? 1 : a.s[0], si1 = a.adj ? 1 : a.s[1], si2 = a.adj ? 1 : a.s[2];
       const int so0 = a.adj ? a.s[0] : 1, so1 = a.adj ? a.s[1] : 1, so2 = a.adj ? a.s[2] : 1;
-      s_rn[r] = n;
       s_rd[r] = d * si0;
       s_rh[r] = h * si1;
       s_rw[r] = w * si2;
+      s_rb[r] = nd_vox(n, d * si0, h * si1, w * si2, a.sd[0], a.sd[1], a.sd[2]) * a.cs;
       s_ro[r] = nd_vox(n, d * so0 + s_c[0], h * so1 + s_c[1], w * so2 + s_c[2], a.dd[0], a.dd[1], a.dd[2]);
     } else {
-      s_rn[r] = -1;
+      s_rd[r] = s_rh[r] = s_rw[r] = -(1 << 29);
+      s_rb[r] = 0;
+      s_ro[r] = -1;
     }
   }
   __syncthreads();
@@ -133,25 +137,33 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
   // four threads fetch one row's 64 contiguous bytes. Scalar path: lanes run along rows (consecutive voxels,
   // so a warp's loads of one tap are contiguous for Cin = 1) and each thread owns columns tid/32 + j*NTH/32.
   // (c, jw, jh, jd): the channel and valid-tap indices of flattened k (j = (jd * nt1 + jh) * nt2 + jw).
-  auto load_col = [&](int stage, int kt, int kc, int c, int jw, int jh, int jd, int r0, int rstep) {
+  // Rows r0 + i * RSTEP; the tap's offset is one int added to the row's 64-bit base.
+  auto load_col = [&](int stage, int kt, int kc, int c, int jw, int jh, int jd, int r0, auto rstep) {
+    constexpr int RSTEP = decltype(rstep)::value;
     const bool kv = kt * BK + kc < Kv;
     if (!kv) c = jw = jh = jd = 0;
     const int od = s_off[0][jd], oh = s_off[1][jh], ow = s_off[2][jw];
+    const int delta = ((od * a.sd[1] + oh) * a.sd[2] + ow) * a.cs + c;
     const int wcol = ((s_wt[0][jd] * a.k[1] + s_wt[1][jh]) * a.k[2] + s_wt[2][jw]) * a.cs + c;
     nd_bf16* As = sA + stage * BM * P;
     nd_bf16* Bs = sB + stage * BN * P;
-    for (int r = r0; r < BM; r += rstep) {
-      const int n = s_rn[r], d = s_rd[r] + od, h = s_rh[r] + oh, w = s_rw[r] + ow;
-      const bool ok = kv && n >= 0 && (unsigned)d < (unsigned)a.sd[0] && (unsigned)h < (unsigned)a.sd[1] &&
+#pragma unroll
+    for (int i = 0; i < BM / RSTEP; i++) {
+      const int r = r0 + i * RSTEP;
+      const int d = s_rd[r] + od, h = s_rh[r] + oh, w = s_rw[r] + ow;
+      const bool ok = kv && (unsigned)d < (unsigned)a.sd[0] && (unsigned)h < (unsigned)a.sd[1] &&
                       (unsigned)w < (unsigned)a.sd[2];
-      const long long off = ok ? nd_vox(n, d, h, w, a.sd[0], a.sd[1], a.sd[2]) * a.cs + c : 0;
+      const long long off = ok ? s_rb[r] + delta : 0;
       if (VEC) {
         nd_cp_async16(As + r * P + kc, a.src + off, ok);
       } else {
         As[r * P + kc] = ok ? a.src[off] : (nd_bf16)0;
       }
     }
-    for (int r = r0; r < BN; r += rstep) {
+#pragma unroll
+    for (int i = 0; i < (BN + RSTEP - 1) / RSTEP; i++) {
+      const int r = r0 + i * RSTEP;
+      if (BN % RSTEP != 0 && r >= BN) break;
       const bool ok = kv && n0 + r < a.cd;
       const long long off = ok ? (long long)(n0 + r) * Kfull + wcol : 0;
       if (VEC) {
@@ -174,7 +186,7 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
   if (VEC && Kv > 0) decode((tid & 3) * 8, vc, vw, vh, vd);
   auto load = [&](int stage, int kt) {
     if (VEC) {
-      load_col(stage, kt, (tid & 3) * 8, vc, vw, vh, vd, tid >> 2, NTH / 4);
+      load_col(stage, kt, (tid & 3) * 8, vc, vw, vh, vd, tid >> 2, std::integral_constant<int, NTH / 4>());
       for (vc += BK; vc >= a.cs; vc -= a.cs)
         if (++vw == nt2) {
           vw = 0;
@@ -188,7 +200,7 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
       for (int kc = tid >> 5; kc < BK; kc += NTH / 32) {
         int c = 0, jw = 0, jh = 0, jd = 0;
         if (kt * BK + kc < Kv) decode(kt * BK + kc, c, jw, jh, jd);
-        load_col(stage, kt, kc, c, jw, jh, jd, tid & 31, 32);
+        load_col(stage, kt, kc, c, jw, jh, jd, tid & 31, std::integral_constant<int, 32>());
       }
     }
   };
@@ -244,7 +256,7 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
 #pragma unroll
     for (int half = 0; half < 2; half++) {
       const int r = wm0 + mt * 16 + g + half * 8;
-      if (s_rn[r] < 0) continue;
+      if (s_ro[r] < 0) continue;
       nd_bf16* drow = a.dst + s_ro[r] * a.cd;
 #pragma unroll
       for (int nt = 0; nt < NT; nt++) {

@@ -9,6 +9,8 @@
 //   adj:  hi[i][ch] (=|+=) sum_{t,cl: o*s+t-p=i} lo[o][cl] * w[cl][ch][t] (+ bias[ch]) -- conv bwd-data, convT fwd
 //   wgrad: dw[cl][ch][t] (=|+=) sum_{n,o} lo[o][cl] * hi[o*s+t-p][ch]                  -- both bwd-weights
 #pragma once
+#include <type_traits>
+
 #include "common.cuh"
 
 // NOTE: field order is the ABI with conv.rs (#[repr(C)] ConvGeom); all int32.

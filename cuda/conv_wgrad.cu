@@ -39,7 +39,7 @@ __global__ void __launch_bounds__(256) conv_wgrad_kernel(ConvWgradArgs a) {
 
   // B columns of this thread are fixed: (tap offsets, channel) per column granule / element.
   constexpr int NBC = VB ? 2 : 1;  // column slots per thread
-  int bdo[NBC], bho[NBC], bwo[NBC], bch[NBC];
+  int bdo[NBC], bho[NBC], bwo[NBC], bch[NBC], bdelta[NBC];  // tap offsets per axis, channel, voxel delta
   bool bok[NBC];
 #pragma unroll
   for (int i = 0; i < NBC; i++) {
@@ -51,6 +51,7 @@ __global__ void __launch_bounds__(256) conv_wgrad_kernel(ConvWgradArgs a) {
     bdo[i] = td - a.p[0];
     bho[i] = th - a.p[1];
     bwo[i] = tw - a.p[2];
+    bdelta[i] = (bdo[i] * a.hi_d[1] + bho[i]) * a.hi_d[2] + bwo[i];
   }
 
   // voxel -> (n, od, oh, ow) of the lo volume; V < 2^31 (conv.rs checks the voxel counts): 32-bit division
@@ -116,12 +117,13 @@ __global__ void __launch_bounds__(256) conv_wgrad_kernel(ConvWgradArgs a) {
         decode_vox(vok ? (unsigned)v : 0u, n, od, oh, ow);
       }
       const int bd = od * a.s[0], bh = oh * a.s[1], bw = ow * a.s[2];
+      const int base = ((n * a.hi_d[0] + bd) * a.hi_d[1] + bh) * a.hi_d[2] + bw;  // hi voxel of tap offset 0
 #pragma unroll
       for (int i = 0; i < NBC; i++) {
         const int d = bd + bdo[i], h = bh + bho[i], w = bw + bwo[i];
         const bool ok = vok && bok[i] && (unsigned)d < (unsigned)a.hi_d[0] && (unsigned)h < (unsigned)a.hi_d[1] &&
                         (unsigned)w < (unsigned)a.hi_d[2];
-        const long long off = ok ? nd_vox(n, d, h, w, a.hi_d[0], a.hi_d[1], a.hi_d[2]) * a.c_hi + bch[i] : 0;
+        const long long off = ok ? (long long)(base + bdelta[i]) * a.c_hi + bch[i] : 0;
         if (VB) {
           nd_cp_async16(Bs + r * PB + ((tid & 7) + 8 * i) * 8, a.hi + off, ok);
         } else {
