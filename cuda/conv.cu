@@ -10,10 +10,13 @@
 //       class the taps that reach it are fixed ((c + p - t) % s == 0) and src position = q + (c + p - t)/s,
 //       so a strided backward-data multiplies only the taps that exist (no 7/8 zero work at stride 2) and a
 //       ConvTranspose3d (k == s) becomes one plain GEMM per tap.
-// Tiles: BM = 128 voxels x BN = 64 channels x BK = 32 with 8 warps (4 x 2, warp tile 32 x 32: 8 mma per
-// k16 step per warp, 2 ldmatrix.x4 for A and 2 for B); BN = 32 / 16 with 4 warps for narrow outputs
-// (Cout 2..32: seg / small heads), so little of the N tile is padding. 3-stage cp.async pipeline with one
-// __syncthreads per k-tile. A 16-byte granule (8 channels) never straddles a tap when C_src % 8 == 0, so
+// Tiles: BM = 128 voxels x BN = 64 channels x BK = 32 with 4 warps (2 x 2, warp tile 64 x 32: 16 mma per
+// k16 step per warp against 4 + 2 ldmatrix.x4). NOTE: the gather's address math is per thread and tile, so
+// fewer, fatter warps keep the issue slots per mma low (about 230 instructions per 32 mma per warp and
+// k-tile; with 8 warps of 32 x 32 it was 210 per 16 mma, issue-bound on sm_80/90). BN = 32 / 16 with 4 warps
+// of 32 x 32 / 32 x 16 for narrow outputs (Cout 2..32: first layers, seg / small heads), so little of the N
+// tile is padding. 3-stage cp.async pipeline with one __syncthreads per k-tile; 46 KiB of dynamic shared
+// memory (+3.8 KiB static) per block, 3-4 blocks per SM. A 16-byte granule (8 channels) never straddles a tap when C_src % 8 == 0, so
 // the fast path gathers with cp.async 16 (zero-filled outside the volume); other channel counts (the first
 // layer, Cin = 1..4) gather element-wise into the same tiles (memory-bound there anyway).
 #include "conv.cuh"
@@ -55,10 +58,11 @@ struct ConvGemmArgs {
   int ncls[3];  // classes per axis: 1 (corr) or s (adj)
 };
 
-template <int BN, int WN, bool VEC>
-__global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
-  constexpr int BM = 128, BK = ND_CONV_BK, S = ND_CONV_STAGES, P = BK + 8, NTH = 128 * WN;
-  constexpr int MT = 2, NT = BN / WN / 8;
+// WMW x WNW warps, warp tile (BM / WMW) x (BN / WNW).
+template <int BN, int WMW, int WNW, bool VEC>
+__global__ void __launch_bounds__(32 * WMW * WNW) conv_gemm_kernel(ConvGemmArgs a) {
+  constexpr int BM = 128, BK = ND_CONV_BK, S = ND_CONV_STAGES, P = BK + 8, NTH = 32 * WMW * WNW;
+  constexpr int MT = BM / WMW / 16, NT = BN / WNW / 8;
   static_assert(NT % 2 == 0, "B fragments load two n8 tiles per ldmatrix.x4");
   ND_DYN_SMEM(nd_bf16, smem);
   nd_bf16* sA = smem;               // [S][BM][P]
@@ -206,7 +210,7 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
   };
 
   const int warp = tid >> 5, lane = tid & 31;
-  const int wm0 = (warp & 3) * 32, wn0 = (warp >> 2) * (BN / WN);
+  const int wm0 = (warp % WMW) * (BM / WMW), wn0 = (warp / WMW) * (BN / WNW);
   float acc[MT][NT][4];
 #pragma unroll
   for (int i = 0; i < MT; i++)
@@ -285,16 +289,16 @@ __global__ void __launch_bounds__(128 * WN) conv_gemm_kernel(ConvGemmArgs a) {
   }
 }
 
-template <int BN, int WN, bool VEC>
+template <int BN, int WMW, int WNW, bool VEC>
 static int conv_gemm_launch(const ConvGemmArgs& a, void* stream) {
   constexpr int BM = 128, P = ND_CONV_BK + 8;
   const size_t smem = (size_t)ND_CONV_STAGES * (BM + BN) * P * sizeof(nd_bf16);
   long long q = a.nb;  // rows of class 0, the largest
   for (int ax = 0; ax < 3; ax++) q *= (a.dd[ax] + a.ncls[ax] - 1) / a.ncls[ax];
   const dim3 grid((unsigned)((q + BM - 1) / BM), (unsigned)((a.cd + BN - 1) / BN), (unsigned)(a.ncls[0] * a.ncls[1] * a.ncls[2]));
-  auto k = conv_gemm_kernel<BN, WN, VEC>;
+  auto k = conv_gemm_kernel<BN, WMW, WNW, VEC>;
   ND_SMEM_LIMIT(k, smem);
-  ND_LAUNCH(k, grid, 128 * WN, smem, stream, a);
+  ND_LAUNCH(k, grid, 32 * WMW * WNW, smem, stream, a);
   NDK_LAUNCHED();
   return 0;
 }
@@ -303,9 +307,9 @@ static int conv_gemm_launch(const ConvGemmArgs& a, void* stream) {
 // 16-byte aligned bases.
 template <bool VEC>
 static int conv_gemm_pick(const ConvGemmArgs& a, void* stream) {
-  if (a.cd <= 16) return conv_gemm_launch<16, 1, VEC>(a, stream);
-  if (a.cd <= 32) return conv_gemm_launch<32, 1, VEC>(a, stream);
-  return conv_gemm_launch<64, 2, VEC>(a, stream);
+  if (a.cd <= 16) return conv_gemm_launch<16, 4, 1, VEC>(a, stream);
+  if (a.cd <= 32) return conv_gemm_launch<32, 4, 1, VEC>(a, stream);
+  return conv_gemm_launch<64, 2, 2, VEC>(a, stream);
 }
 
 static int conv_gemm(const nd_bf16* src, const nd_bf16* wp, const float* bias, nd_bf16* dst, const NdConvGeom* g,
