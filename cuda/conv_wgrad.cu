@@ -5,9 +5,10 @@
 // As a GEMM: m = cl (C_lo), n = (tap t, ch) flattened (C_hi fastest, so 8 channels of one tap are one
 // 16-byte gather), k = lo voxels. A[m][k] = lo[k][m] and B[k][n] = hi[shifted k][ch] are both stored k-major
 // in shared memory ([BK][BM], [BK][BN]: the natural NDHWC order, 16-byte cp.async along channels) and read
-// with ldmatrix.trans. Tiles BM = 64 x BN = 128 x BK = 32 voxels, 8 warps (2 x 4, warp tile 32 x 32), 3 stages;
-// BM = 32 (8 warps 1 x 8, warp tile 32 x 16) when C_lo <= 32, so the 32-channel full-resolution layers (the
-// most voxels) waste no tensor-core work on padding rows.
+// with ldmatrix.trans. Tiles BM = 64 x BN = 128 x BK = 32 voxels, 4 warps (2 x 2, warp tile 32 x 64), 3
+// stages; BM = 32 (4 warps 1 x 4, warp tile 32 x 32) when C_lo <= 32, so the 32-channel full-resolution
+// layers (the most voxels) waste no tensor-core work on padding rows. Each thread gathers one voxel row of
+// B per tile (stepping its decode, no divisions in the main loop) and 4 granules (or 32 elements) of it.
 // Split-K over voxels (blockIdx.z): each split writes its fp32 partial tile to the workspace and a second
 // kernel sums the splits in a fixed order into dw (deterministic, no atomics). The bias gradient is the same
 // two-pass reduction (partial sums per voxel chunk, then a fixed-order sum).
@@ -24,49 +25,63 @@ struct ConvWgradArgs {
 };
 
 template <int BM, bool VA, bool VB>
-__global__ void __launch_bounds__(256) conv_wgrad_kernel(ConvWgradArgs a) {
-  constexpr int BN = 128, BK = ND_CONV_BK, S = ND_CONV_STAGES, PA = BM + 8, PB = BN + 8, NTH = 256;
-  constexpr int WM = BM / 32, WN = 8 / WM;  // warps along M and N; warp tile 32 x BN / WN
+__global__ void __launch_bounds__(128) conv_wgrad_kernel(ConvWgradArgs a) {
+  constexpr int BN = 128, BK = ND_CONV_BK, S = ND_CONV_STAGES, PA = BM + 8, PB = BN + 8, NTH = 128;
+  constexpr int WM = BM / 32, WN = 4 / WM;  // warps along M and N; warp tile 32 x BN / WN
   constexpr int MT = 2, NT = BN / WN / 8;
   ND_DYN_SMEM(nd_bf16, smem);
-  nd_bf16* sA = smem;                 // [S][BK][PA]
+  nd_bf16* sA = smem;                // [S][BK][PA]
   nd_bf16* sB = smem + S * BK * PA;  // [S][BK][PB]
+  // scalar path: per B column, the tap offsets (far negative past the last column, so every bounds check
+  // fails), the hi-voxel delta of the tap and the channel
+  __shared__ int s_cd[BN], s_ch[BN], s_cw[BN], s_cdelta[BN], s_cc[BN];
   const int tid = threadIdx.x;
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
   const long long v0 = (long long)blockIdx.z * a.chunk;
   const long long v1 = v0 + a.chunk < a.V ? v0 + a.chunk : a.V;
   const int nk = v1 > v0 ? (int)((v1 - v0 + BK - 1) / BK) : 0;
 
-  // B columns of this thread are fixed: (tap offsets, channel) per column granule / element.
-  constexpr int NBC = VB ? 2 : 1;  // column slots per thread
-  int bdo[NBC], bho[NBC], bwo[NBC], bch[NBC], bdelta[NBC];  // tap offsets per axis, channel, voxel delta
-  bool bok[NBC];
+  // column n0 + j -> (tap offsets, voxel delta, channel)
+  auto col_info = [&](int j, int& od, int& oh, int& ow, int& delta, int& ch) {
+    const int col = n0 + j;
+    if (col >= a.ncol) {
+      od = oh = ow = -(1 << 29);
+      delta = ch = 0;
+      return;
+    }
+    const int t = col / a.c_hi;
+    ch = col - t * a.c_hi;
+    od = t / (a.k[2] * a.k[1]) - a.p[0];
+    oh = (t / a.k[2]) % a.k[1] - a.p[1];
+    ow = t % a.k[2] - a.p[2];
+    delta = (od * a.hi_d[1] + oh) * a.hi_d[2] + ow;
+  };
+  // Vector path: thread tid loads B row tid / 4, column granules (tid & 3) + 4 i, kept in registers.
+  constexpr int NBC = VB ? BN / 32 : 1;
+  int bdo[NBC], bho[NBC], bwo[NBC], bch[NBC], bdelta[NBC];
 #pragma unroll
-  for (int i = 0; i < NBC; i++) {
-    const int col = n0 + (VB ? ((tid & 7) + 8 * i) * 8 : (tid & 127));
-    bok[i] = col < a.ncol;
-    const int t = bok[i] ? col / a.c_hi : 0;
-    bch[i] = bok[i] ? col - t * a.c_hi : 0;
-    const int tw = t % a.k[2], th = (t / a.k[2]) % a.k[1], td = t / (a.k[2] * a.k[1]);
-    bdo[i] = td - a.p[0];
-    bho[i] = th - a.p[1];
-    bwo[i] = tw - a.p[2];
-    bdelta[i] = (bdo[i] * a.hi_d[1] + bho[i]) * a.hi_d[2] + bwo[i];
+  for (int i = 0; i < NBC; i++) col_info(((tid & 3) + 4 * i) * 8, bdo[i], bho[i], bwo[i], bdelta[i], bch[i]);
+  if (!VB) {
+    col_info(tid, s_cd[tid], s_ch[tid], s_cw[tid], s_cdelta[tid], s_cc[tid]);
+    __syncthreads();
   }
 
   // voxel -> (n, od, oh, ow) of the lo volume; V < 2^31 (conv.rs checks the voxel counts): 32-bit division
-  auto decode_vox = [&](unsigned q, int& n, int& od, int& oh, int& ow) {
-    ow = (int)(q % (unsigned)a.lo_d[2]);
+  // NOTE: tiles are loaded in order kt = 0, 1, 2, ..., and every thread loads one B row (voxel) per tile, so
+  // it steps that voxel's decode forward by BK, dividing only when a row of the volume wraps.
+  const int brow = VB ? tid >> 2 : tid & 31;
+  int sn, sd, sh, sw;
+  {
+    unsigned q = (unsigned)(v0 + brow);
+    sw = (int)(q % (unsigned)a.lo_d[2]);
     q /= (unsigned)a.lo_d[2];
-    oh = (int)(q % (unsigned)a.lo_d[1]);
+    sh = (int)(q % (unsigned)a.lo_d[1]);
     q /= (unsigned)a.lo_d[1];
-    od = (int)(q % (unsigned)a.lo_d[0]);
-    n = (int)(q / (unsigned)a.lo_d[0]);
-  };
-  int sn = 0, sd = 0, sh = 0, sw = 0;  // vector path: the decode of this thread's row of the next tile
-  if (VB) decode_vox((unsigned)(v0 + (tid >> 3)), sn, sd, sh, sw);
-  auto step_vox = [&](int by) {
-    sw += by;
+    sd = (int)(q % (unsigned)a.lo_d[0]);
+    sn = (int)(q / (unsigned)a.lo_d[0]);
+  }
+  auto step_vox = [&]() {
+    sw += BK;
     if (sw < a.lo_d[2]) return;
     int c = sw / a.lo_d[2];
     sw -= c * a.lo_d[2];
@@ -88,47 +103,42 @@ __global__ void __launch_bounds__(256) conv_wgrad_kernel(ConvWgradArgs a) {
     // A: lo[v][m0 + m] -> As[v - kb][m]
     if (VA) {
       constexpr int GR = BM / 8;  // granules per row
-      if (tid < BK * GR) {
-        const int r = tid / GR, c = (tid % GR) * 8;
+#pragma unroll
+      for (int i = 0; i < BK * GR / NTH; i++) {
+        const int e = tid + i * NTH, r = e / GR, c = (e % GR) * 8;
         const bool ok = kb + r < v1 && m0 + c < a.c_lo;
         nd_cp_async16(As + r * PA + c, a.lo + (ok ? (kb + r) * a.c_lo + m0 + c : 0), ok);
       }
     } else {
       const int c = tid % BM;
 #pragma unroll
-      for (int r = tid / BM; r < BK; r += NTH / BM) {
+      for (int i = 0; i < BK * BM / NTH; i++) {
+        const int r = tid / BM + i * (NTH / BM);
         const bool ok = kb + r < v1 && m0 + c < a.c_lo;
         As[r * PA + c] = ok ? a.lo[(kb + r) * a.c_lo + m0 + c] : (nd_bf16)0;
       }
     }
-    // B: hi[v*s + t - p][ch] -> Bs[v - kb][col]; one voxel decode per row.
-    // NOTE: tiles are loaded in order kt = 0, 1, 2, ..., so the vector path (one row per thread) steps its
-    // voxel decode forward by BK, dividing only when a row of the volume wraps; the scalar path divides.
-    constexpr int RB = VB ? NTH / 8 : NTH / 128;
-#pragma unroll
-    for (int r = VB ? tid >> 3 : tid >> 7; r < BK; r += RB) {
-      const long long v = kb + r;
-      const bool vok = v < v1;
-      int n, od, oh, ow;
-      if (VB) {
-        n = sn, od = sd, oh = sh, ow = sw;
-        step_vox(BK);
-      } else {
-        decode_vox(vok ? (unsigned)v : 0u, n, od, oh, ow);
-      }
-      const int bd = od * a.s[0], bh = oh * a.s[1], bw = ow * a.s[2];
-      const int base = ((n * a.hi_d[0] + bd) * a.hi_d[1] + bh) * a.hi_d[2] + bw;  // hi voxel of tap offset 0
+    // B: hi[v*s + t - p][ch] -> Bs[v - kb][col]
+    const bool vok = kb + brow < v1;
+    const int bd = sd * a.s[0], bh = sh * a.s[1], bw = sw * a.s[2];
+    const int base = ((sn * a.hi_d[0] + bd) * a.hi_d[1] + bh) * a.hi_d[2] + bw;  // hi voxel of tap offset 0
+    step_vox();
+    if (VB) {
 #pragma unroll
       for (int i = 0; i < NBC; i++) {
         const int d = bd + bdo[i], h = bh + bho[i], w = bw + bwo[i];
-        const bool ok = vok && bok[i] && (unsigned)d < (unsigned)a.hi_d[0] && (unsigned)h < (unsigned)a.hi_d[1] &&
+        const bool ok = vok && (unsigned)d < (unsigned)a.hi_d[0] && (unsigned)h < (unsigned)a.hi_d[1] &&
                         (unsigned)w < (unsigned)a.hi_d[2];
         const long long off = ok ? (long long)(base + bdelta[i]) * a.c_hi + bch[i] : 0;
-        if (VB) {
-          nd_cp_async16(Bs + r * PB + ((tid & 7) + 8 * i) * 8, a.hi + off, ok);
-        } else {
-          Bs[r * PB + (tid & 127)] = ok ? a.hi[off] : (nd_bf16)0;
-        }
+        nd_cp_async16(Bs + brow * PB + ((tid & 3) + 4 * i) * 8, a.hi + off, ok);
+      }
+    } else {
+#pragma unroll 4
+      for (int j = tid >> 5; j < BN; j += NTH / 32) {
+        const int d = bd + s_cd[j], h = bh + s_ch[j], w = bw + s_cw[j];
+        const bool ok = vok && (unsigned)d < (unsigned)a.hi_d[0] && (unsigned)h < (unsigned)a.hi_d[1] &&
+                        (unsigned)w < (unsigned)a.hi_d[2];
+        Bs[brow * PB + j] = ok ? a.hi[(long long)(base + s_cdelta[j]) * a.c_hi + s_cc[j]] : (nd_bf16)0;
       }
     }
   };
@@ -245,7 +255,7 @@ static int conv_wgrad_launch(const ConvWgradArgs& a, int splits, void* stream) {
   const dim3 grid((unsigned)((a.c_lo + BM - 1) / BM), (unsigned)((a.ncol + 127) / 128), (unsigned)splits);
   auto k = conv_wgrad_kernel<BM, VA, VB>;
   ND_SMEM_LIMIT(k, smem);
-  ND_LAUNCH(k, grid, 256, smem, stream, a);
+  ND_LAUNCH(k, grid, 128, smem, stream, a);
   NDK_LAUNCHED();
   return 0;
 }
