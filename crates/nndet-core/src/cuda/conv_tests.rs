@@ -245,6 +245,46 @@ fn kernels_take_odd_sizes_up_to_7() {
     }
 }
 
+/// Tensors at 2-byte offsets inside larger allocations (an arena): the launchers fall back to element-wise
+/// gathers and single-channel stores, with the same results.
+#[test]
+fn unaligned_arena_offsets_take_the_scalar_paths() {
+    let pv = params(C, 2, 16, 24, [3, 4, 5], [3, 3, 3], [2, 1, 2], true, true);
+    let p = parse(C, &pv).unwrap();
+    let g = Geom::conv(&p);
+    let mut r = Rng(5);
+    let (x, w, bias, y0, dy) = (r.vec_bf(p.x_len()), r.vec(p.w_len()), r.vec(24), r.vec_bf(p.y_len()), r.vec_bf(p.y_len()));
+    let wr: Vec<f32> = w.iter().map(|&v| unbf(bf(v))).collect();
+    let (mut y, mut dw) = (y0.clone(), vec![0f32; w.len()]);
+    reference::corr(&g, &x, &wr, &bias, &mut y, true);
+    reference::wgrad(&g, &dy, &x, &mut dw, true);
+    for b in test_backends() {
+        // one arena, every tensor at an odd bf16 index (2 mod 4 bytes): [pad][x][pad][y][pad][dy]
+        let (xb, yb, dyb) = (to_dev(&x, 2, 16), to_dev(&y0, 2, 24), to_dev(&dy, 2, 24));
+        let (xo, yo) = (1, xb.len() + 3);
+        let dyo = yo + yb.len() + 2;
+        assert!(xo % 2 == 1 && yo % 2 == 1 && dyo % 2 == 1);
+        let mut arena = vec![0u16; dyo + dyb.len()];
+        arena[xo..xo + xb.len()].copy_from_slice(&xb);
+        arena[yo..yo + yb.len()].copy_from_slice(&yb);
+        arena[dyo..dyo + dyb.len()].copy_from_slice(&dyb);
+        let ar = dev(b, &arena);
+        let at = |o: usize| ar.ptr() + 2 * o as u64;
+        let (wd, bd) = (dev(b, &w), dev(b, &bias));
+        let wf = DevBuf::zeroed(b, w.len() * 2).unwrap();
+        pack_weights(b, C, &pv, wd.ptr(), wf.ptr(), 0, 0).unwrap();
+        fwd(b, C, &pv, at(xo), wf.ptr(), bd.ptr(), at(yo), 0).unwrap();
+        let out = ar.to_vec::<u16>().unwrap();
+        close(&format!("{} y at an odd offset", b.name()), &from_dev(&out[yo..yo + yb.len()], 2, 24), &y, 1e-2);
+        assert_eq!(&out[xo..xo + xb.len()], &xb[..], "x untouched");
+        let gw = DevBuf::zeroed(b, w.len() * 4).unwrap();
+        let gb = DevBuf::zeroed(b, 24 * 4).unwrap();
+        let ws = DevBuf::zeroed(b, wgrad_workspace_bytes(C, &pv).unwrap()).unwrap();
+        bwd_weight(b, C, &pv, at(xo), at(dyo), gw.ptr(), gb.ptr(), ws.ptr(), 0).unwrap();
+        close(&format!("{} dw from odd offsets", b.name()), &gw.to_vec::<f32>().unwrap(), &dw, 1e-4);
+    }
+}
+
 #[test]
 fn split_plan_bounds_the_workspace() {
     // nnDetection-sized layers: a big full-resolution layer, a deep one, the first layer.
