@@ -43,8 +43,9 @@ launchers! {
 }
 
 /// Split counts of the backward-weight reductions: (GEMM split-K over voxels, bias-gradient chunks).
-/// NOTE: about two waves of 132 SMs for the GEMM, each split at least 1024 voxels (32 k-tiles, so the fp32
-/// partial tile stays cheap next to its MMA work) and the partials at most 64 MiB.
+/// NOTE: about 528 GEMM blocks (4 per SM of a 132-SM H100: the tile count alone is 1 for the first layer,
+/// C_lo 32 x 27 taps*Cin), each split at least 1024 voxels (32 k-tiles, so the fp32 partial tile stays cheap
+/// next to its MMA work), the partials at most 64 MiB, at most 1024 splits (the fixed-order reduction).
 fn plan_splits(g: &ConvGeom) -> (i32, i32) {
     let lo_vox = g.n as u64 * g.lo.iter().map(|&v| v as u64).product::<u64>();
     let hi_vox = g.n as u64 * g.hi.iter().map(|&v| v as u64).product::<u64>();
@@ -52,7 +53,7 @@ fn plan_splits(g: &ConvGeom) -> (i32, i32) {
     let bm = if g.c_lo <= 32 { 32 } else { 64 }; // cuda/conv_wgrad.cu tile rows
     let tiles = (g.c_lo as u64).div_ceil(bm) * ncol.div_ceil(128);
     let part = g.c_lo as u64 * ncol * 4;
-    let w = 264u64.div_ceil(tiles.max(1)).min((lo_vox / 1024).max(1)).min(((64u64 << 20) / part.max(1)).max(1)).min(64);
+    let w = 528u64.div_ceil(tiles.max(1)).min((lo_vox / 1024).max(1)).min(((64u64 << 20) / part.max(1)).max(1)).min(1024);
     let bvox = if g.bias_of_hi != 0 { hi_vox } else { lo_vox };
     let b = (bvox / 8192).clamp(1, 1024);
     (w as i32, b as i32)
