@@ -116,7 +116,7 @@ fn geom(kind: Kind, params: &[i32]) -> NdResult<(Conv3dParams, ConvGeom)> {
 
 /// Check that a device address holds `elems` elements of `size` bytes (alignment included).
 fn buf(b: Backend, addr: u64, elems: usize, size: usize, what: &str) -> NdResult<()> {
-    ensure!(addr % size as u64 == 0, "{what}: device address {addr:#x} is not {size}-byte aligned");
+    ensure!(addr.is_multiple_of(size as u64), "{what}: device address {addr:#x} is not {size}-byte aligned");
     span(b, addr, (elems * size) as u64, what)
 }
 
