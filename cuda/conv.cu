@@ -16,7 +16,8 @@
 // k-tile; with 8 warps of 32 x 32 it was 210 per 16 mma, issue-bound on sm_80/90). BN = 32 / 16 with 4 warps
 // of 32 x 32 / 32 x 16 for narrow outputs (Cout 2..32: first layers, seg / small heads), so little of the N
 // tile is padding. 3-stage cp.async pipeline with one __syncthreads per k-tile; 46 KiB of dynamic shared
-// memory (+3.8 KiB static) per block, 3-4 blocks per SM. A 16-byte granule (8 channels) never straddles a tap when C_src % 8 == 0, so
+// memory (+3.8 KiB static) per block, 3-4 blocks per SM. The epilogue stages the fp32 tile in the freed
+// pipeline buffers and writes 16-byte chunks of output rows (bias, accumulate and bf16 rounding fused). A 16-byte granule (8 channels) never straddles a tap when C_src % 8 == 0, so
 // the fast path gathers with cp.async 16 (zero-filled outside the volume); other channel counts (the first
 // layer, Cin = 1..4) gather element-wise into the same tiles (memory-bound there anyway).
 #include "conv.cuh"
@@ -54,7 +55,7 @@ struct ConvGemmArgs {
   int nb, cs, cd;
   int sd[3], dd[3], k[3], s[3], p[3];
   int adj, acc;
-  int pairs;    // cd even and dst 4-byte aligned: channel pairs stored as one 32-bit word
+  int vec16;    // cd % 8 == 0 and dst 16-byte aligned: 8 channels stored as one 16-byte word
   int ncls[3];  // classes per axis: 1 (corr) or s (adj)
 };
 
@@ -253,38 +254,47 @@ __global__ void __launch_bounds__(32 * WMW * WNW) conv_gemm_kernel(ConvGemmArgs 
   }
   nd_cp_async_wait<0>();
 
-  // Epilogue: + bias, (+ old value), round to bf16; channel pairs as one 32-bit store when aligned.
+  // Epilogue, staged through shared memory (the pipeline buffers are free now) so that the global stores are
+  // 16-byte chunks of output rows: (acc + bias) (+ old value), rounded once to bf16.
+  constexpr int PO = BN + 4;
+  static_assert(BM * PO * 4 <= S * (BM + BN) * P * 2, "the fp32 staging tile fits the pipeline buffers");
+  float* so = reinterpret_cast<float*>(smem);
+  __syncthreads();
   const int g = lane >> 2, t4 = lane & 3;
 #pragma unroll
-  for (int mt = 0; mt < MT; mt++) {
+  for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-    for (int half = 0; half < 2; half++) {
-      const int r = wm0 + mt * 16 + g + half * 8;
-      if (s_ro[r] < 0) continue;
-      nd_bf16* drow = a.dst + s_ro[r] * a.cd;
+    for (int half = 0; half < 2; half++)
 #pragma unroll
       for (int nt = 0; nt < NT; nt++) {
-        const int col = n0 + wn0 + nt * 8 + 2 * t4;
-        float v0 = acc[mt][nt][half * 2], v1 = acc[mt][nt][half * 2 + 1];
-        if (col >= a.cd) continue;
-        const bool two = col + 1 < a.cd;
-        if (a.bias) {
-          v0 += a.bias[col];
-          if (two) v1 += a.bias[col + 1];
-        }
-        if (two && a.pairs) {
-          uint32_t* p2 = reinterpret_cast<uint32_t*>(drow + col);
-          if (a.acc) {
-            const uint32_t old = *p2;
-            v0 += nd_bf2f((nd_bf16)(old & 0xffffu));
-            v1 += nd_bf2f((nd_bf16)(old >> 16));
-          }
-          *p2 = nd_pack_bf2(nd_f2bf(v0), nd_f2bf(v1));
-        } else {
-          drow[col] = nd_f2bf(a.acc ? v0 + nd_bf2f(drow[col]) : v0);
-          if (two) drow[col + 1] = nd_f2bf(a.acc ? v1 + nd_bf2f(drow[col + 1]) : v1);
+        float* o = so + (wm0 + mt * 16 + g + half * 8) * PO + wn0 + nt * 8 + 2 * t4;
+        o[0] = acc[mt][nt][half * 2];
+        o[1] = acc[mt][nt][half * 2 + 1];
+      }
+  __syncthreads();
+  constexpr int CH = BN / 8;  // 8-channel chunks per tile row
+  for (int e = tid; e < BM * CH; e += NTH) {
+    const int r = e / CH, c = (e % CH) * 8, col = n0 + c;
+    if (s_ro[r] < 0 || col >= a.cd) continue;
+    nd_bf16* dp = a.dst + s_ro[r] * a.cd + col;
+    float v[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) v[j] = so[r * PO + c + j] + (a.bias && col + j < a.cd ? a.bias[col + j] : 0.f);
+    if (a.vec16 && col + 8 <= a.cd) {
+      nd_u32x4 w;
+      if (a.acc) {
+        w = *reinterpret_cast<const nd_u32x4*>(dp);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+          v[2 * j] += nd_bf2f((nd_bf16)(w.v[j] & 0xffffu));
+          v[2 * j + 1] += nd_bf2f((nd_bf16)(w.v[j] >> 16));
         }
       }
+#pragma unroll
+      for (int j = 0; j < 4; j++) w.v[j] = nd_pack_bf2(nd_f2bf(v[2 * j]), nd_f2bf(v[2 * j + 1]));
+      *reinterpret_cast<nd_u32x4*>(dp) = w;
+    } else {
+      for (int j = 0; j < 8 && col + j < a.cd; j++) dp[j] = nd_f2bf(a.acc ? v[j] + nd_bf2f(dp[j]) : v[j]);
     }
   }
 }
@@ -333,7 +343,7 @@ static int conv_gemm(const nd_bf16* src, const nd_bf16* wp, const float* bias, n
   }
   a.adj = adj ? 1 : 0;
   a.acc = g->accumulate;
-  a.pairs = (a.cd % 2 == 0 && ((uintptr_t)dst & 3) == 0) ? 1 : 0;
+  a.vec16 = (a.cd % 8 == 0 && ((uintptr_t)dst & 15) == 0) ? 1 : 0;
   if ((long long)a.nb * a.dd[0] * a.dd[1] * a.dd[2] == 0 || a.cd == 0) return 0;
   const bool vec = a.cs % 8 == 0 && ((uintptr_t)src & 15) == 0 && ((uintptr_t)wp & 15) == 0;
   return vec ? conv_gemm_pick<true>(a, stream) : conv_gemm_pick<false>(a, stream);

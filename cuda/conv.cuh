@@ -34,6 +34,11 @@ struct NdConvGeom {
 #define ND_CONV_BK 32     // K per pipeline stage: two m16n8k16 steps; 3 stages hide sm_80/90 global latency
 #define ND_CONV_STAGES 3
 
+// 16 bytes as one vector load / store (uint4 without the CUDA headers).
+struct __align__(16) nd_u32x4 {
+  uint32_t v[4];
+};
+
 // Flat voxel index of (n, d, h, w) in a [N][dims] volume (int64: element offsets may exceed 2^31).
 __device__ __forceinline__ long long nd_vox(long long n, int d, int h, int w, int D, int H, int W) {
   return ((n * D + d) * H + h) * (long long)W + w;
