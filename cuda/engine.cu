@@ -8,6 +8,8 @@
 // every pointer is 16-byte aligned (the wrapper checks), else 1; a tail of n % V elements goes one by one.
 #include "engine.cuh"
 
+namespace {
+
 #define NT 256
 
 // An elementwise op is a functor with `template <int W> run(i)` handling elements [i, i + W); ew_k runs it
@@ -275,6 +277,8 @@ __global__ void __launch_bounds__(NT) nsc_to_ncs_k(const nd_bf16* __restrict__ x
   for (int k = ty; k < 32; k += 8)
     if (c0 + k < c && s0 + tx < s) y[img + (int64_t)(c0 + k) * s + s0 + tx] = tile[tx][k];
 }
+
+}  // namespace
 
 // ---- launchers: `vec` is the run length V (8 for bf16, 4 for fp32 data: 16 bytes) when every pointer is
 // 16-byte aligned, else 1; the wrapper chooses it ----

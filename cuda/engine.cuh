@@ -4,6 +4,10 @@
 #pragma once
 #include "common.cuh"
 
+// NOTE: everything here has internal linkage (anonymous namespace): other families' files may use the same
+// names, and all .cu objects end in one library.
+namespace {
+
 // V consecutive elements as one aligned load/store (PyTorch's aligned_vector pattern: with V*sizeof(T) = 16
 // nvcc emits one LDG.128/STG.128). Callers guarantee the alignment (the Rust wrappers pick V).
 template <typename T, int V>
@@ -76,3 +80,5 @@ static inline unsigned nd_grid_for(int64_t work) {
   if (b > 4096) b = 4096;
   return (unsigned)b;
 }
+
+}  // namespace

@@ -17,6 +17,8 @@
 // at >= ~1000 blocks for the large early-stage volumes).
 #include "engine.cuh"
 
+namespace {
+
 // Mirrors engine.rs NormGeom (repr(C)); the Rust wrapper fills the plan (vec, chunks, rows).
 struct NdNormGeom {
   int64_t s;       // D*H*W
@@ -296,6 +298,8 @@ __global__ void __launch_bounds__(NT) norm_bwd_apply_k(const nd_bf16* x, const n
     nd_st<nd_bf16, V>(dx + e, o);
   }
 }
+
+}  // namespace
 
 static inline dim3 tile_grid(const NdNormGeom& g) {
   const int nv = g.c / g.vec, ct = nv < NT ? nv : NT;

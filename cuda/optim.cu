@@ -11,6 +11,8 @@
 // every pointer allows (mask 4-byte aligned), else one element per thread.
 #include "engine.cuh"
 
+namespace {
+
 #define NT 256
 
 struct NdSgd {
@@ -66,6 +68,8 @@ __global__ void __launch_bounds__(NT) average_k(float* __restrict__ avg, const f
   }
   for (int64_t i = nv * V + nd_gtid(); i < n; i += nd_gstride()) avg[i] = first ? p[i] : avg[i] + (p[i] - avg[i]) / k;
 }
+
+}  // namespace
 
 // vec: 4 or 1 (the wrapper checks alignment).
 NDK_EXPORT int NDK(sgd_step)(float* params, const float* grads, float* momentum, const uint8_t* mask, int64_t n,
