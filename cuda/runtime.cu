@@ -1,5 +1,5 @@
 // CUDA runtime basics for the Rust core: device count and properties, device memory, copies, sync.
-// Mirrors crates/nndet-core/src/cuda/mod.rs (declarations) — keep both in step.
+// GPU build only; emu/runtime.cpp is the emulator's counterpart. Declared in crates/nndet-core/src/cuda/mod.rs.
 #include "common.cuh"
 #include <string.h>
 
@@ -57,16 +57,14 @@ NDK_EXPORT int ndk_memset(void* dst, int value, uint64_t bytes) { return (int)cu
 
 NDK_EXPORT int ndk_synchronize() { return (int)cudaDeviceSynchronize(); }
 
-// A kernel, so the smoke test proves code for this GPU's architecture is in the binary: y = a*x + y.
-__global__ void ndk_saxpy_kernel(float a, const float* x, float* y, uint64_t n) {
-  uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) y[i] = a * x[i] + y[i];
-}
-
-NDK_EXPORT int ndk_saxpy(float a, const float* x, float* y, uint64_t n) {
-  if (n == 0) return 0;
-  unsigned blocks = (unsigned)((n + 255) / 256);
-  ndk_saxpy_kernel<<<blocks, 256>>>(a, x, y, n);
-  NDK_LAUNCHED();
+// A non-blocking stream for one model's work (kernels of one step run in order on it).
+NDK_EXPORT int ndk_stream_create(void** out) {
+  cudaStream_t s = nullptr;
+  NDK_TRY(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  *out = (void*)s;
   return 0;
 }
+
+NDK_EXPORT int ndk_stream_destroy(void* s) { return (int)cudaStreamDestroy((cudaStream_t)s); }
+
+NDK_EXPORT int ndk_stream_sync(void* s) { return (int)cudaStreamSynchronize((cudaStream_t)s); }
