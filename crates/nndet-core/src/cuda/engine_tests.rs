@@ -113,7 +113,14 @@ fn norm_case(b: Backend, r: &mut Rng, n: usize, c: usize, groups: usize, dhw: [u
     let dy_buf = up(b, &pad(&vec![0u16; ne]));
     let (dm, dr) = (up(b, &vec![0f32; n * groups]), up(b, &vec![0f32; n * groups]));
     let ws = DevBuf::zeroed(b, norm_ws_bytes(&p).unwrap() as usize).unwrap();
+    if off == 0 {
+        assert_eq!(at(&dx_) % 16, 0, "{what}: the vectorised path needs 16-byte aligned buffers");
+    }
     norm_fwd(b, &p, eps, slope, at(&dx_), dg.ptr(), dbt.ptr(), at(&dy_buf), dm.ptr(), dr.ptr(), ws.ptr(), 0).unwrap();
+    let first = down::<u16>(&dy_buf);
+    // deterministic: a second run gives the same bits
+    norm_fwd(b, &p, eps, slope, at(&dx_), dg.ptr(), dbt.ptr(), at(&dy_buf), dm.ptr(), dr.ptr(), ws.ptr(), 0).unwrap();
+    assert!(first == down::<u16>(&dy_buf), "{what}: two forward runs differ");
     let y_dev = nsc_to_ncs_host(&down_bf(&dy_buf)[off..], n, c, s);
     let (m_dev, r_dev) = (down::<f32>(&dm), down::<f32>(&dr));
 
@@ -154,21 +161,52 @@ fn norm_forward_backward_match_cpu() {
     for b in test_backends() {
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
         // (n, c, groups, dims, misaligned offset, mean shift): instance norm (G = C), group norm (G = C/16),
-        // odd C (one channel per load), several position chunks (s = 300 > 256 rows per chunk at C = 64),
-        // misaligned buffers with C % 8 == 0, a large mean against the spread
-        let cases: [(usize, usize, usize, [usize; 3], usize, f32); 5] = [
+        // odd C (one channel per load), several position chunks (C = 64: 256 rows per chunk, s = 300;
+        // C = 128: 128 rows, s = 315), misaligned buffers with C % 8 == 0, a large mean against the spread
+        let cases: [(usize, usize, usize, [usize; 3], usize, f32); 6] = [
             (1, 16, 16, [3, 5, 7], 0, 0.0),
             (3, 32, 2, [2, 3, 5], 0, 4.0),
             (1, 5, 5, [3, 3, 3], 0, 0.5),
             (1, 64, 4, [3, 10, 10], 0, 0.0),
+            (2, 128, 8, [5, 7, 9], 0, 1.0),
             (3, 16, 1, [1, 3, 5], 1, 20.0),
         ];
         for (ci, &(n, c, g, dhw, off, shift)) in cases.iter().enumerate() {
-            for (ai, act) in [Act::None, Act::Relu, Act::Leaky(0.01)].into_iter().enumerate() {
-                norm_case(b, &mut r, n, c, g, dhw, act, ((ci + ai) % 3) as u32, (ci + ai) % 2 == 1, off, shift);
+            for act in [Act::None, Act::Relu, Act::Leaky(0.01)] {
+                for variant in 0..3 {
+                    let acc_dp = (ci + variant as usize) % 2 == 1;
+                    norm_case(b, &mut r, n, c, g, dhw, act, variant, acc_dp, off, shift);
+                }
             }
         }
     }
+}
+
+/// More than 256 channel vectors per row: two column tiles per block row, with 8 channels per load
+/// (C = 2064) and one (C = 261, odd), instance and group norm.
+#[test]
+fn norm_wide_rows_use_several_column_tiles() {
+    for b in test_backends() {
+        let mut r = Rng(21);
+        norm_case(b, &mut r, 1, 2064, 2064, [1, 1, 3], Act::Relu, 0, false, 0, 0.0);
+        norm_case(b, &mut r, 2, 2064, 129, [1, 2, 1], Act::Leaky(0.01), 2, true, 0, 1.0);
+        norm_case(b, &mut r, 1, 261, 9, [1, 1, 5], Act::None, 1, false, 0, 0.0);
+    }
+}
+
+/// The plan covers every position, keeps the workspace bounded and gives each thread ~64 elements.
+#[test]
+fn norm_plan_bounds() {
+    for &(c, s) in &[(8usize, 1usize), (32, 128 * 128 * 64), (8, 3_000_001), (320, 6 * 6 * 4), (5, 1001), (2064, 7), (128, 40_000)] {
+        let (chunks, rows) = norm_plan(c, s);
+        let vec = if c % 8 == 0 { 8 } else { 1 };
+        let rr = NT / (c / vec).min(NT);
+        assert!(chunks >= 1 && chunks <= MAX_CHUNKS, "c={c} s={s}: {chunks} chunks");
+        assert!(chunks * rows >= s && (chunks - 1) * rows < s, "c={c} s={s}: {chunks} x {rows}");
+        assert!(rows >= rr, "c={c} s={s}: rows {rows} < {rr} rows in flight");
+    }
+    // the instance norms of the first stage (C = 32, 128^2 x 64 positions) fill the GPU: >= 1000 blocks
+    assert_eq!(norm_plan(32, 128 * 128 * 64).0, MAX_CHUNKS);
 }
 
 #[test]
@@ -351,6 +389,13 @@ fn conversions_and_fill() {
         let got = down::<f32>(&d);
         assert!(got.iter().enumerate().all(|(i, &f)| f == if (1..38).contains(&i) { 0.0 } else { 7.0 }), "{b:?} fill32 {got:?}");
         assert_eq!(fill(b, d.ptr() + 2, 3, 4, 0, 0).unwrap_err().status, Status::InvalidArgument);
+        // on a stream of its own; an unknown stream is refused
+        let st = crate::cuda::stream_create(b).unwrap();
+        fill(b, d.ptr(), 40, 4, 0x4000_0000, st).unwrap();
+        crate::cuda::stream_sync(b, st).unwrap();
+        assert!(down::<f32>(&d).iter().all(|&f| f == 2.0), "{b:?} fill on a stream");
+        crate::cuda::stream_destroy(b, st).unwrap();
+        assert_eq!(fill(b, d.ptr(), 40, 4, 0, st).unwrap_err().status, Status::InvalidArgument);
         assert!(fill(b, d.ptr(), 41, 4, 0, 0).is_err());
     }
 }
