@@ -71,7 +71,11 @@ export class RetinaUNet implements NetOps {
     this.dseg = training ? B("dout.seg") : new Float32Array(0);
   }
 
-  /** A buffer by name; "slot@size" is the first `size` floats of buffer `slot` (shared slots, scratch). */
+  /** A buffer by name (graph.ts names; "slot@size" is the first `size` floats of buffer `slot`). */
+  buffer(name: string): Float32Array {
+    return this.#b(name);
+  }
+
   #b(name: string): Float32Array {
     const v = this.#buf.get(name);
     if (v) return v;

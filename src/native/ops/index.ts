@@ -4,3 +4,4 @@ export * from "./prep";
 export * from "./engine";
 export * from "./conv";
 export * from "./detect";
+export * from "./gpu";

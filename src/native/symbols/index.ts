@@ -5,6 +5,7 @@
 import { baseSymbols } from "./base";
 import { convSymbols } from "./conv";
 import { detectSymbols } from "./detect";
+import { gpuSymbols } from "./gpu";
 import { engineSymbols } from "./engine";
 import { prepSymbols } from "./prep";
 
@@ -13,6 +14,7 @@ export const symbols = {
   ...convSymbols,
   ...detectSymbols,
   ...engineSymbols,
+  ...gpuSymbols,
   ...prepSymbols,
 } as const;
 

@@ -6,3 +6,4 @@ pub mod prep;
 pub mod engine;
 pub mod conv;
 pub mod detect;
+pub mod gpu;

@@ -57,7 +57,7 @@ pub fn act_of(code: i32, slope: f32) -> NdResult<Act> {
     }
 }
 
-fn flag(v: i32, name: &str) -> NdResult<bool> {
+pub fn flag(v: i32, name: &str) -> NdResult<bool> {
     ensure!(v == 0 || v == 1, "{name} must be 0 or 1, got {v}");
     Ok(v == 1)
 }
@@ -214,7 +214,7 @@ pub fn scale_bwd(x: &[f32], dy: Option<&[f32]>, scale: &[f32], dx: &mut [f32], d
     Ok(())
 }
 
-fn permute_of(p: &PermuteParams) -> NdResult<(Permute, bool)> {
+pub fn permute_of(p: &PermuteParams) -> NdResult<(Permute, bool)> {
     ensure!(p.n > 0 && p.c > 0 && p.s > 0, "permute sizes must be positive: n={} c={} s={}", p.n, p.c, p.s);
     ensure!(p.y_off >= 0, "permute offset must be >= 0, got {}", p.y_off);
     let row = p.s as usize * p.c as usize;
@@ -244,17 +244,23 @@ pub fn permute_bwd(p: &PermuteParams, dy: &[f32], dx: &mut [f32]) -> NdResult<()
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn sgd_step(params: &mut [f32], grads: &[f32], momentum: &mut [f32], mask: &[u8], lr: f32, mu: f32, wd: f32, nesterov: i32) -> NdResult<()> {
+/// SGD hyper-parameters checked (shared with the CUDA backend, src/cuda/engine.rs).
+pub fn sgd_hyper(lr: f32, mu: f32, wd: f32, nesterov: i32) -> NdResult<Sgd> {
     let nesterov = flag(nesterov, "nesterov")?;
     ensure!(lr.is_finite() && lr >= 0.0, "learning rate must be finite and >= 0, got {lr}");
     ensure!(mu.is_finite() && (0.0..1.0).contains(&mu), "momentum must be in [0, 1), got {mu}");
     ensure!(wd.is_finite() && wd >= 0.0, "weight decay must be finite and >= 0, got {wd}");
     ensure!(!nesterov || mu > 0.0, "Nesterov momentum requires a momentum > 0");
+    Ok(Sgd { lr, momentum: mu, weight_decay: wd, nesterov })
+}
+
+pub fn sgd_step(params: &mut [f32], grads: &[f32], momentum: &mut [f32], mask: &[u8], lr: f32, mu: f32, wd: f32, nesterov: i32) -> NdResult<()> {
+    let h = sgd_hyper(lr, mu, wd, nesterov)?;
     ensure!(!params.is_empty(), "no parameters");
     need("grads", grads.len(), params.len())?;
     need("momentum", momentum.len(), params.len())?;
     need("mask", mask.len(), params.len())?;
-    optim::sgd_step(Sgd { lr, momentum: mu, weight_decay: wd, nesterov }, params, grads, momentum, mask);
+    optim::sgd_step(h, params, grads, momentum, mask);
     Ok(())
 }
 
