@@ -120,14 +120,14 @@ fn no_partial_overlap(bufs: &[(u64, u64, &str)], alias: &[(usize, usize)]) -> Nd
 }
 
 fn aligned16(ptrs: &[u64]) -> bool {
-    ptrs.iter().all(|p| p % 16 == 0)
+    ptrs.iter().all(|p| p.is_multiple_of(16))
 }
 
 /// (chunks, rows) of the norm kernels for C channels and S positions: a block covers `R = 256 / min(C/V,
 /// 256)` rows at a time, ~64 elements per thread, at most MAX_CHUNKS chunks per image. Depends on the
 /// shape only (not on the buffers' alignment), so the workspace size does too.
 fn norm_plan(c: usize, s: usize) -> (usize, usize) {
-    let vec = if c % 8 == 0 { 8 } else { 1 };
+    let vec = if c.is_multiple_of(8) { 8 } else { 1 };
     let r = NT / (c / vec).min(NT);
     let mut rows = r * (64 / vec);
     if s.div_ceil(rows) > MAX_CHUNKS {
@@ -156,7 +156,7 @@ fn norm_geom(p: &NormParams, eps: f32, slope: f32, vec: bool) -> NdResult<NormGe
         act: p.act,
         acc_dx: p.acc_dx,
         acc_dp: p.acc_dparam,
-        vec: if vec && sh.c % 8 == 0 { 8 } else { 1 },
+        vec: if vec && sh.c.is_multiple_of(8) { 8 } else { 1 },
         chunks: chunks as i32,
         rows: rows as i32,
         eps,
@@ -388,7 +388,7 @@ pub fn bf16_to_f32(b: Backend, x: u64, y: u64, n: usize, stream: u64) -> NdResul
 pub fn fill(b: Backend, p: u64, n: usize, word_bytes: usize, bits: u32, stream: u64) -> NdResult<()> {
     ensure!(word_bytes == 2 || word_bytes == 4, "fill word must be 2 or 4 bytes, got {word_bytes}");
     ensure!(word_bytes == 4 || bits <= 0xffff, "fill bits {bits:#x} do not fit a 16-bit word");
-    ensure!(p % word_bytes as u64 == 0, "fill address {p:#x} is not aligned to its {word_bytes}-byte words");
+    ensure!(p.is_multiple_of(word_bytes as u64), "fill address {p:#x} is not aligned to its {word_bytes}-byte words");
     let m = count(n, "fill")?;
     span(b, p, (n * word_bytes) as u64, "buffer")?;
     let st = stream_ok(b, stream)?;
@@ -444,7 +444,7 @@ pub fn sgd_step(
     }
     no_partial_overlap(&bufs, &[])?;
     let g = SgdGeom { lr: h.lr, mu: h.momentum, wd: h.weight_decay, nesterov: h.nesterov as i32 };
-    let vec = if aligned16(&[params, grads, momentum]) && mask % 4 == 0 { 4 } else { 1 };
+    let vec = if aligned16(&[params, grads, momentum]) && mask.is_multiple_of(4) { 4 } else { 1 };
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
     // SAFETY: sizes checked above.

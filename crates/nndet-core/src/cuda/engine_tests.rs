@@ -201,7 +201,7 @@ fn norm_plan_bounds() {
         let (chunks, rows) = norm_plan(c, s);
         let vec = if c % 8 == 0 { 8 } else { 1 };
         let rr = NT / (c / vec).min(NT);
-        assert!(chunks >= 1 && chunks <= MAX_CHUNKS, "c={c} s={s}: {chunks} chunks");
+        assert!((1..=MAX_CHUNKS).contains(&chunks), "c={c} s={s}: {chunks} chunks");
         assert!(chunks * rows >= s && (chunks - 1) * rows < s, "c={c} s={s}: {chunks} x {rows}");
         assert!(rows >= rr, "c={c} s={s}: rows {rows} < {rr} rows in flight");
     }
@@ -214,9 +214,9 @@ fn norm_arguments_are_checked() {
     for b in test_backends() {
         let p = NormParams { n: 1, c: 16, d: 2, h: 2, w: 2, groups: 16, act: 1, acc_dx: 1, acc_dparam: 0 };
         let x = up(b, &vec![0u16; 128]);
-        let f = up(b, &vec![0f32; 16]);
+        let f = up(b, &[0f32; 16]);
         let ws = DevBuf::zeroed(b, norm_ws_bytes(&p).unwrap() as usize).unwrap();
-        let small = up(b, &vec![0u16; 100]);
+        let small = up(b, &[0u16; 100]);
         let e = norm_fwd(b, &p, 1e-5, 0.0, small.ptr(), f.ptr(), f.ptr(), x.ptr(), f.ptr(), f.ptr(), ws.ptr(), 0).unwrap_err();
         assert!(e.message.contains('x'), "{e}");
         let e = norm_fwd(b, &NormParams { groups: 3, ..p }, 1e-5, 0.0, x.ptr(), f.ptr(), f.ptr(), x.ptr(), f.ptr(), f.ptr(), ws.ptr(), 0).unwrap_err();
@@ -380,11 +380,11 @@ fn conversions_and_fill() {
             assert_eq!(down::<f32>(&zd), wantf, "{b:?} nsc_to_ncs n={n} c={c} s={s}");
         }
         // fill a middle range of 16- and 32-bit words; the neighbours stay
-        let d = up(b, &vec![7u16; 64]);
+        let d = up(b, &[7u16; 64]);
         fill(b, d.ptr() + 6, 50, 2, 0x3f80, 0).unwrap();
         let got = down::<u16>(&d);
         assert!(got.iter().enumerate().all(|(i, &h)| h == if (3..53).contains(&i) { 0x3f80 } else { 7 }), "{b:?} fill16 {got:?}");
-        let d = up(b, &vec![7f32; 40]);
+        let d = up(b, &[7f32; 40]);
         fill(b, d.ptr() + 4, 37, 4, 0, 0).unwrap();
         let got = down::<f32>(&d);
         assert!(got.iter().enumerate().all(|(i, &f)| f == if (1..38).contains(&i) { 0.0 } else { 7.0 }), "{b:?} fill32 {got:?}");
