@@ -260,10 +260,11 @@ __global__ void __launch_bounds__(NT) norm_bwd_finalize_k(const float* __restric
   }
 }
 
-// Backward pass 3: dx (+)= act'(x*a + b)*dy * a + (x*bb + cc). dx may be x (each element is read and then
-// written by the same thread; acc_dx is 0 then, as the wrapper checks).
+// Backward pass 3: dx (+)= act'(x*a + b)*dy * a + (x*bb + cc). dx may be x (acc_dx is 0 then, as the wrapper
+// checks) or dy: each element is read and then written by the same thread, so x, dy and dx carry no
+// __restrict__.
 template <int V>
-__global__ void __launch_bounds__(NT) norm_bwd_apply_k(const nd_bf16* x, const nd_bf16* __restrict__ dy,
+__global__ void __launch_bounds__(NT) norm_bwd_apply_k(const nd_bf16* x, const nd_bf16* dy,
                                                       const float* __restrict__ gamma, const float* __restrict__ beta,
                                                       const float* __restrict__ mean, const float* __restrict__ rstd,
                                                       const float* __restrict__ coef, nd_bf16* dx, NdNormGeom g) {

@@ -103,17 +103,27 @@ pub fn bf16_value(h: u16) -> f32 {
     f32::from_bits((h as u32) << 16)
 }
 
-/// Buffers that are the same (address and size, where `alias` allows that pair) or disjoint: anything else
-/// is refused.
-fn no_partial_overlap(bufs: &[(u64, u64, &str)], alias: &[(usize, usize)]) -> NdResult<()> {
-    for i in 0..bufs.len() {
-        for j in i + 1..bufs.len() {
-            let ((a, la, na), (b, lb, nb)) = (bufs[i], bufs[j]);
-            if a >= b.saturating_add(lb) || b >= a.saturating_add(la) {
+/// One buffer argument: address, bytes, name, and whether the op writes it.
+type Arg<'a> = (u64, u64, &'a str, bool);
+
+const R: bool = false;
+const W: bool = true;
+
+/// `span` every buffer, then check that a written buffer and any other are disjoint, or the very same
+/// buffer where `alias` names that pair (kernels read each element before the same thread writes it);
+/// a partial overlap is refused.
+fn check_args(b: Backend, args: &[Arg], alias: &[(&str, &str)]) -> NdResult<()> {
+    for &(ptr, bytes, what, _) in args {
+        span(b, ptr, bytes, what)?;
+    }
+    for i in 0..args.len() {
+        for j in i + 1..args.len() {
+            let ((a, la, na, wa), (c, lc, nc, wc)) = (args[i], args[j]);
+            if !(wa || wc) || a >= c.saturating_add(lc) || c >= a.saturating_add(la) {
                 continue;
             }
-            let allowed = alias.iter().any(|&(p, q)| (p, q) == (i, j) || (q, p) == (i, j));
-            ensure!(allowed && a == b && la == lb, "{na} and {nb} overlap (they must be the same buffer or disjoint)");
+            let allowed = alias.iter().any(|&(p, q)| (p, q) == (na, nc) || (q, p) == (na, nc));
+            ensure!(allowed && a == c && la == lc, "{na} and {nc} overlap (they must be the same buffer or disjoint)");
         }
     }
     Ok(())
@@ -175,10 +185,8 @@ pub fn norm_fwd(
     ensure!(eps.is_finite() && eps > 0.0, "eps must be finite and > 0, got {eps}");
     let (nb, cb, sb) = (2 * sh.numel() as u64, 4 * sh.c as u64, 4 * (sh.n * sh.groups) as u64);
     let wb = norm_ws_bytes(p)?;
-    for (ptr, bytes, what) in [(x, nb, "x"), (y, nb, "y"), (gamma, cb, "gamma"), (beta, cb, "beta"), (mean, sb, "mean"), (rstd, sb, "rstd"), (ws, wb, "workspace")] {
-        span(b, ptr, bytes, what)?;
-    }
-    no_partial_overlap(&[(x, nb, "x"), (y, nb, "y"), (mean, sb, "mean"), (rstd, sb, "rstd"), (ws, wb, "workspace")], &[(0, 1)])?;
+    let args = [(x, nb, "x", R), (gamma, cb, "gamma", R), (beta, cb, "beta", R), (y, nb, "y", W), (mean, sb, "mean", W), (rstd, sb, "rstd", W), (ws, wb, "workspace", W)];
+    check_args(b, &args, &[("x", "y")])?;
     let g = norm_geom(p, eps, slope, aligned16(&[x, y]))?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -200,11 +208,11 @@ pub fn norm_bwd(
     ensure!(!(acc_dx && dx == x), "norm backward in place (dx == x) cannot accumulate into dx");
     let (nb, cb, sb) = (2 * sh.numel() as u64, 4 * sh.c as u64, 4 * (sh.n * sh.groups) as u64);
     let wb = norm_ws_bytes(p)?;
-    let bufs = [(x, nb, "x"), (dy, nb, "dy"), (dx, nb, "dx"), (gamma, cb, "gamma"), (beta, cb, "beta"), (mean, sb, "mean"), (rstd, sb, "rstd"), (dgamma, cb, "dgamma"), (dbeta, cb, "dbeta"), (ws, wb, "workspace")];
-    for (ptr, bytes, what) in bufs {
-        span(b, ptr, bytes, what)?;
-    }
-    no_partial_overlap(&[bufs[0], bufs[1], bufs[2], bufs[7], bufs[8], bufs[9]], &[(0, 2), (1, 2)])?;
+    let args = [
+        (x, nb, "x", R), (dy, nb, "dy", R), (gamma, cb, "gamma", R), (beta, cb, "beta", R), (mean, sb, "mean", R), (rstd, sb, "rstd", R),
+        (dx, nb, "dx", W), (dgamma, cb, "dgamma", W), (dbeta, cb, "dbeta", W), (ws, wb, "workspace", W),
+    ];
+    check_args(b, &args, &[("x", "dx"), ("dy", "dx")])?;
     let g = norm_geom(p, 1.0, slope, aligned16(&[x, dy, dx]))?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -226,9 +234,7 @@ pub fn act_fwd(b: Backend, code: i32, slope: f32, x: u64, y: u64, n: usize, stre
     act_of(code, slope)?;
     let m = count(n, "activation")?;
     let nb = 2 * n as u64;
-    span(b, x, nb, "x")?;
-    span(b, y, nb, "y")?;
-    no_partial_overlap(&[(x, nb, "x"), (y, nb, "y")], &[(0, 1)])?;
+    check_args(b, &[(x, nb, "x", R), (y, nb, "y", W)], &[("x", "y")])?;
     let vec = if aligned16(&[x, y]) { 8 } else { 1 };
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -244,11 +250,7 @@ pub fn act_bwd(b: Backend, code: i32, slope: f32, y: u64, dy: u64, dx: u64, n: u
     let m = count(n, "activation backward")?;
     ensure!(!(accb && dx == dy), "in-place activation backward (dx == dy) cannot accumulate");
     let nb = 2 * n as u64;
-    let bufs = [(y, nb, "y"), (dy, nb, "dy"), (dx, nb, "dx")];
-    for (ptr, bytes, what) in bufs {
-        span(b, ptr, bytes, what)?;
-    }
-    no_partial_overlap(&bufs, &[(1, 2)])?;
+    check_args(b, &[(y, nb, "y", R), (dy, nb, "dy", R), (dx, nb, "dx", W)], &[("dy", "dx")])?;
     let vec = if aligned16(&[y, dy, dx]) { 8 } else { 1 };
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -260,11 +262,7 @@ pub fn act_bwd(b: Backend, code: i32, slope: f32, y: u64, dy: u64, dx: u64, n: u
 pub fn add(bk: Backend, a: u64, b: u64, y: u64, n: usize, stream: u64) -> NdResult<()> {
     let m = count(n, "add")?;
     let nb = 2 * n as u64;
-    let bufs = [(a, nb, "a"), (b, nb, "b"), (y, nb, "y")];
-    for (ptr, bytes, what) in bufs {
-        span(bk, ptr, bytes, what)?;
-    }
-    no_partial_overlap(&bufs, &[(0, 2), (1, 2), (0, 1)])?;
+    check_args(bk, &[(a, nb, "a", R), (b, nb, "b", R), (y, nb, "y", W)], &[("a", "y"), ("b", "y")])?;
     let vec = if aligned16(&[a, b, y]) { 8 } else { 1 };
     let st = stream_ok(bk, stream)?;
     let k = EngineKernels::of(bk)?;
@@ -284,10 +282,7 @@ pub enum Elem {
 pub fn scale_fwd(b: Backend, elem: Elem, x: u64, scale: u64, y: u64, n: usize, stream: u64) -> NdResult<()> {
     let m = count(n, "scale")?;
     let nb = n as u64 * if elem == Elem::F32 { 4 } else { 2 };
-    span(b, x, nb, "x")?;
-    span(b, y, nb, "y")?;
-    span(b, scale, 4, "scale")?;
-    no_partial_overlap(&[(x, nb, "x"), (y, nb, "y"), (scale, 4, "scale")], &[(0, 1)])?;
+    check_args(b, &[(x, nb, "x", R), (scale, 4, "scale", R), (y, nb, "y", W)], &[("x", "y")])?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
     let al = aligned16(&[x, y]);
@@ -309,11 +304,8 @@ pub fn scale_bwd(
     let m = count(n, "scale backward")?;
     ensure!(!(accx && dx == dy), "in-place scale backward (dx == dy) cannot accumulate");
     let nb = 2 * n as u64;
-    let bufs = [(x, nb, "x"), (dy, nb, "dy"), (dx, nb, "dx"), (scale, 4, "scale"), (dscale, 4, "dscale"), (ws, SCALE_WS_BYTES, "workspace")];
-    for (ptr, bytes, what) in bufs {
-        span(b, ptr, bytes, what)?;
-    }
-    no_partial_overlap(&[bufs[0], bufs[1], bufs[2], bufs[4], bufs[5]], &[(1, 2)])?;
+    let args = [(x, nb, "x", R), (dy, nb, "dy", R), (scale, 4, "scale", R), (dx, nb, "dx", W), (dscale, 4, "dscale", W), (ws, SCALE_WS_BYTES, "workspace", W)];
+    check_args(b, &args, &[("dy", "dx")])?;
     let vec = if aligned16(&[x, dy, dx]) { 8 } else { 1 };
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -336,9 +328,7 @@ fn perm_geom(p: &PermuteParams) -> NdResult<PermGeom> {
 pub fn permute_fwd(b: Backend, p: &PermuteParams, x: u64, y: u64, stream: u64) -> NdResult<()> {
     let g = perm_geom(p)?;
     let (xb, yb) = (2 * (g.n as i64 * g.s * g.c as i64) as u64, 4 * (g.n as i64 * g.y_stride) as u64);
-    span(b, x, xb, "x")?;
-    span(b, y, yb, "y")?;
-    no_partial_overlap(&[(x, xb, "x"), (y, yb, "y")], &[])?;
+    check_args(b, &[(x, xb, "x", R), (y, yb, "y", W)], &[])?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
     // SAFETY: sizes checked above.
@@ -349,9 +339,7 @@ pub fn permute_fwd(b: Backend, p: &PermuteParams, x: u64, y: u64, stream: u64) -
 pub fn permute_bwd(b: Backend, p: &PermuteParams, dy: u64, dx: u64, stream: u64) -> NdResult<()> {
     let g = perm_geom(p)?;
     let (xb, yb) = (2 * (g.n as i64 * g.s * g.c as i64) as u64, 4 * (g.n as i64 * g.y_stride) as u64);
-    span(b, dy, yb, "dy")?;
-    span(b, dx, xb, "dx")?;
-    no_partial_overlap(&[(dy, yb, "dy"), (dx, xb, "dx")], &[])?;
+    check_args(b, &[(dy, yb, "dy", R), (dx, xb, "dx", W)], &[])?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
     // SAFETY: sizes checked above.
@@ -361,9 +349,7 @@ pub fn permute_bwd(b: Backend, p: &PermuteParams, dy: u64, dx: u64, stream: u64)
 /// Flat fp32 -> bf16 (round to nearest even) of n values.
 pub fn f32_to_bf16(b: Backend, x: u64, y: u64, n: usize, stream: u64) -> NdResult<()> {
     let m = count(n, "conversion")?;
-    span(b, x, 4 * n as u64, "x")?;
-    span(b, y, 2 * n as u64, "y")?;
-    no_partial_overlap(&[(x, 4 * n as u64, "x"), (y, 2 * n as u64, "y")], &[])?;
+    check_args(b, &[(x, 4 * n as u64, "x", R), (y, 2 * n as u64, "y", W)], &[])?;
     let vec = if aligned16(&[x, y]) { 8 } else { 1 };
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -374,9 +360,7 @@ pub fn f32_to_bf16(b: Backend, x: u64, y: u64, n: usize, stream: u64) -> NdResul
 /// Flat bf16 -> fp32 of n values.
 pub fn bf16_to_f32(b: Backend, x: u64, y: u64, n: usize, stream: u64) -> NdResult<()> {
     let m = count(n, "conversion")?;
-    span(b, x, 2 * n as u64, "x")?;
-    span(b, y, 4 * n as u64, "y")?;
-    no_partial_overlap(&[(x, 2 * n as u64, "x"), (y, 4 * n as u64, "y")], &[])?;
+    check_args(b, &[(x, 2 * n as u64, "x", R), (y, 4 * n as u64, "y", W)], &[])?;
     let vec = if aligned16(&[x, y]) { 8 } else { 1 };
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -407,9 +391,7 @@ fn layout_dims(n: usize, c: usize, s: usize) -> NdResult<(c_int, c_int, i64, u64
 /// NCDHW fp32 x [n][c][s] -> NDHWC bf16 y [n][s][c] (the input upload; tests).
 pub fn ncs_to_nsc(b: Backend, x: u64, y: u64, n: usize, c: usize, s: usize, stream: u64) -> NdResult<()> {
     let (ni, ci, si, t) = layout_dims(n, c, s)?;
-    span(b, x, 4 * t, "x")?;
-    span(b, y, 2 * t, "y")?;
-    no_partial_overlap(&[(x, 4 * t, "x"), (y, 2 * t, "y")], &[])?;
+    check_args(b, &[(x, 4 * t, "x", R), (y, 2 * t, "y", W)], &[])?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
     // SAFETY: sizes checked above.
@@ -419,9 +401,7 @@ pub fn ncs_to_nsc(b: Backend, x: u64, y: u64, n: usize, c: usize, s: usize, stre
 /// NDHWC bf16 x [n][s][c] -> NCDHW fp32 y [n][c][s] (the seg output; tests).
 pub fn nsc_to_ncs(b: Backend, x: u64, y: u64, n: usize, c: usize, s: usize, stream: u64) -> NdResult<()> {
     let (ni, ci, si, t) = layout_dims(n, c, s)?;
-    span(b, x, 2 * t, "x")?;
-    span(b, y, 4 * t, "y")?;
-    no_partial_overlap(&[(x, 2 * t, "x"), (y, 4 * t, "y")], &[])?;
+    check_args(b, &[(x, 2 * t, "x", R), (y, 4 * t, "y", W)], &[])?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
     // SAFETY: sizes checked above.
@@ -438,11 +418,7 @@ pub fn sgd_step(
     ensure!(n > 0, "no parameters");
     let m = i64::try_from(n).map_err(|_| NdError::invalid("parameter count overflows"))?;
     let fb = 4 * n as u64;
-    let bufs = [(params, fb, "params"), (grads, fb, "grads"), (momentum, fb, "momentum"), (mask, n as u64, "mask")];
-    for (ptr, bytes, what) in bufs {
-        span(b, ptr, bytes, what)?;
-    }
-    no_partial_overlap(&bufs, &[])?;
+    check_args(b, &[(params, fb, "params", W), (grads, fb, "grads", R), (momentum, fb, "momentum", W), (mask, n as u64, "mask", R)], &[])?;
     let g = SgdGeom { lr: h.lr, mu: h.momentum, wd: h.weight_decay, nesterov: h.nesterov as i32 };
     let vec = if aligned16(&[params, grads, momentum]) && mask.is_multiple_of(4) { 4 } else { 1 };
     let st = stream_ok(b, stream)?;
@@ -456,9 +432,7 @@ pub fn average_update(b: Backend, avg: u64, params: u64, n: usize, n_averaged: u
     ensure!(n > 0, "no parameters");
     let m = i64::try_from(n).map_err(|_| NdError::invalid("parameter count overflows"))?;
     let fb = 4 * n as u64;
-    span(b, avg, fb, "avg")?;
-    span(b, params, fb, "params")?;
-    no_partial_overlap(&[(avg, fb, "avg"), (params, fb, "params")], &[])?;
+    check_args(b, &[(avg, fb, "avg", W), (params, fb, "params", R)], &[])?;
     let vec = if aligned16(&[avg, params]) { 4 } else { 1 };
     // NOTE: the same u64 -> f32 conversion as cpu/optim.rs, done here on the host.
     let k_f = (n_averaged + 1) as f32;

@@ -88,7 +88,7 @@ fn act_code(a: Act) -> (i32, f32) {
 }
 
 /// One norm forward + backward on the device vs the CPU engine's fused kernels. `variant`: 0 dx separate,
-/// 1 dx separate and accumulated, 2 dx over x; `off` elements of offset make every activation pointer
+/// 1 dx separate and accumulated, 2 dx over x, 3 dx over dy; `off` elements of offset make every activation pointer
 /// misaligned (the one-channel-at-a-time path).
 #[allow(clippy::too_many_arguments)]
 fn norm_case(b: Backend, r: &mut Rng, n: usize, c: usize, groups: usize, dhw: [usize; 3], act: Act, variant: u32, acc_dp: bool, off: usize, shift: f32) {
@@ -141,10 +141,10 @@ fn norm_case(b: Backend, r: &mut Rng, n: usize, c: usize, groups: usize, dhw: [u
     let (mut dgam, mut dbet) = (r.vec(c, 1.0, 0.0), r.vec(c, 1.0, 0.0));
     let (dgd, dbd) = (up(b, &dgam), up(b, &dbet));
     let dyd = up(b, &pad(&dyh));
-    let dxd = if variant == 2 { None } else { Some(up(b, &pad(&if variant == 1 { dx0h.clone() } else { vec![0u16; ne] }))) };
-    let dx_ptr = dxd.as_ref().map_or(at(&dx_), at);
-    norm_bwd(b, &p, slope, at(&dx_), at(&dyd), dg.ptr(), dbt.ptr(), dm.ptr(), dr.ptr(), dx_ptr, dgd.ptr(), dbd.ptr(), ws.ptr(), 0).unwrap();
-    let dx_dev = nsc_to_ncs_host(&down_bf(dxd.as_ref().unwrap_or(&dx_))[off..], n, c, s);
+    let dxd = if variant >= 2 { None } else { Some(up(b, &pad(&if variant == 1 { dx0h.clone() } else { vec![0u16; ne] }))) };
+    let dx_buf = dxd.as_ref().unwrap_or(if variant == 3 { &dyd } else { &dx_ });
+    norm_bwd(b, &p, slope, at(&dx_), at(&dyd), dg.ptr(), dbt.ptr(), dm.ptr(), dr.ptr(), at(dx_buf), dgd.ptr(), dbd.ptr(), ws.ptr(), 0).unwrap();
+    let dx_dev = nsc_to_ncs_host(&down_bf(dx_buf)[off..], n, c, s);
 
     let dy_ncs = nsc_to_ncs_host(&dyv, n, c, s);
     let mut dx = if variant == 1 { nsc_to_ncs_host(&dx0v, n, c, s) } else { vec![0f32; ne] };
@@ -173,7 +173,7 @@ fn norm_forward_backward_match_cpu() {
         ];
         for (ci, &(n, c, g, dhw, off, shift)) in cases.iter().enumerate() {
             for act in [Act::None, Act::Relu, Act::Leaky(0.01)] {
-                for variant in 0..3 {
+                for variant in 0..4 {
                     let acc_dp = (ci + variant as usize) % 2 == 1;
                     norm_case(b, &mut r, n, c, g, dhw, act, variant, acc_dp, off, shift);
                 }
