@@ -39,8 +39,28 @@ fn down<T: Copy>(d: &DevBuf) -> Vec<T> {
     d.to_vec::<T>().unwrap()
 }
 
-fn down_bf(d: &DevBuf) -> Vec<f32> {
-    down::<u16>(d).into_iter().map(bf16_value).collect()
+/// Guard words around the bf16 buffers of the tests (`off` before, GUARD_N after): a write out of bounds,
+/// which the emulator does not trap, shows as a changed guard.
+const GUARD: u16 = 0xdead;
+const GUARD_N: usize = 8;
+
+fn guarded(h: &[u16], off: usize) -> Vec<u16> {
+    let mut v = vec![GUARD; off];
+    v.extend_from_slice(h);
+    v.extend_from_slice(&[GUARD; GUARD_N]);
+    v
+}
+
+/// The elements between the guards of a downloaded buffer, after checking the guards.
+fn body(d: &DevBuf, off: usize) -> Vec<u16> {
+    let v = down::<u16>(d);
+    let n = v.len() - off - GUARD_N;
+    assert!(v[..off].iter().chain(&v[off + n..]).all(|&g| g == GUARD), "a kernel wrote outside its buffer");
+    v[off..off + n].to_vec()
+}
+
+fn body_bf(d: &DevBuf, off: usize) -> Vec<f32> {
+    body(d, off).into_iter().map(bf16_value).collect()
 }
 
 /// [n][s][c] -> [n][c][s] on the host.
@@ -106,7 +126,7 @@ fn norm_case(b: Backend, r: &mut Rng, n: usize, c: usize, groups: usize, dhw: [u
     let beta = r.vec(c, 0.5, 0.0);
     let eps = 1e-5;
     // device buffers, `off` bf16 elements into their allocation
-    let pad = |h: &[u16]| -> Vec<u16> { let mut v = vec![0u16; off]; v.extend_from_slice(h); v };
+    let pad = |h: &[u16]| guarded(h, off);
     let at = |d: &DevBuf| d.ptr() + 2 * off as u64;
     let dx_ = up(b, &pad(&xh));
     let (dg, dbt) = (up(b, &gamma), up(b, &beta));
@@ -121,7 +141,7 @@ fn norm_case(b: Backend, r: &mut Rng, n: usize, c: usize, groups: usize, dhw: [u
     // deterministic: a second run gives the same bits
     norm_fwd(b, &p, eps, slope, at(&dx_), dg.ptr(), dbt.ptr(), at(&dy_buf), dm.ptr(), dr.ptr(), ws.ptr(), 0).unwrap();
     assert!(first == down::<u16>(&dy_buf), "{what}: two forward runs differ");
-    let y_dev = nsc_to_ncs_host(&down_bf(&dy_buf)[off..], n, c, s);
+    let y_dev = nsc_to_ncs_host(&body_bf(&dy_buf, off), n, c, s);
     let (m_dev, r_dev) = (down::<f32>(&dm), down::<f32>(&dr));
 
     let x_ncs = nsc_to_ncs_host(&xv, n, c, s);
@@ -144,7 +164,7 @@ fn norm_case(b: Backend, r: &mut Rng, n: usize, c: usize, groups: usize, dhw: [u
     let dxd = if variant >= 2 { None } else { Some(up(b, &pad(&if variant == 1 { dx0h.clone() } else { vec![0u16; ne] }))) };
     let dx_buf = dxd.as_ref().unwrap_or(if variant == 3 { &dyd } else { &dx_ });
     norm_bwd(b, &p, slope, at(&dx_), at(&dyd), dg.ptr(), dbt.ptr(), dm.ptr(), dr.ptr(), at(dx_buf), dgd.ptr(), dbd.ptr(), ws.ptr(), 0).unwrap();
-    let dx_dev = nsc_to_ncs_host(&down_bf(dx_buf)[off..], n, c, s);
+    let dx_dev = nsc_to_ncs_host(&body_bf(dx_buf, off), n, c, s);
 
     let dy_ncs = nsc_to_ncs_host(&dyv, n, c, s);
     let mut dx = if variant == 1 { nsc_to_ncs_host(&dx0v, n, c, s) } else { vec![0f32; ne] };
@@ -238,7 +258,7 @@ fn activations_add_and_scale_match_cpu() {
         let mut r = Rng(77);
         for &(n, off) in &[(1003usize, 0usize), (517, 1)] {
             let at = |d: &DevBuf| d.ptr() + 2 * off as u64;
-            let pad = |h: &[u16]| -> Vec<u16> { let mut v = vec![0u16; off]; v.extend_from_slice(h); v };
+            let pad = |h: &[u16]| guarded(h, off);
             let (xh, xv) = r.bf(n, 2.0, 0.0);
             let (dyh, dyv) = r.bf(n, 1.0, 0.0);
             let (d0h, d0v) = r.bf(n, 1.0, 0.0);
@@ -249,9 +269,9 @@ fn activations_add_and_scale_match_cpu() {
                 act_fwd(b, code, slope, at(&dx_), at(&dy_), n, 0).unwrap();
                 let mut y = vec![0f32; n];
                 cact::act_fwd(act, &xv, &mut y);
-                bf_exact(&down::<u16>(&dy_)[off..], &y, &format!("{b:?} act_fwd {act:?}"));
+                bf_exact(&body(&dy_, off), &y, &format!("{b:?} act_fwd {act:?}"));
                 act_fwd(b, code, slope, at(&dx_), at(&dx_), n, 0).unwrap();
-                bf_exact(&down::<u16>(&dx_)[off..], &y, &format!("{b:?} act_fwd in place {act:?}"));
+                bf_exact(&body(&dx_, off), &y, &format!("{b:?} act_fwd in place {act:?}"));
                 // backward from the output y: accumulated, and in place over dy
                 let yh: Vec<u16> = y.iter().map(|&v| bf16_bits(v)).collect();
                 let yv: Vec<f32> = yh.iter().map(|&v| bf16_value(v)).collect();
@@ -259,20 +279,20 @@ fn activations_add_and_scale_match_cpu() {
                 act_bwd(b, code, slope, at(&dyb), at(&dgb), at(&dxb), n, 1, 0).unwrap();
                 let mut dx = d0v.clone();
                 cact::act_bwd(act, &yv, &dyv, &mut dx, true);
-                bf_exact(&down::<u16>(&dxb)[off..], &dx, &format!("{b:?} act_bwd acc {act:?}"));
+                bf_exact(&body(&dxb, off), &dx, &format!("{b:?} act_bwd acc {act:?}"));
                 act_bwd(b, code, slope, at(&dyb), at(&dgb), at(&dgb), n, 0, 0).unwrap();
                 let mut g = dyv.clone();
                 cact::act_bwd_inplace(act, &yv, &mut g);
-                bf_exact(&down::<u16>(&dgb)[off..], &g, &format!("{b:?} act_bwd in place {act:?}"));
+                bf_exact(&body(&dgb, off), &g, &format!("{b:?} act_bwd in place {act:?}"));
             }
             // add, separate and in place (y = a)
             let (ab, bb, yb) = (up(b, &pad(&xh)), up(b, &pad(&dyh)), up(b, &pad(&vec![0u16; n])));
             add(b, at(&ab), at(&bb), at(&yb), n, 0).unwrap();
             let mut s = vec![0f32; n];
             cact::add(&xv, &dyv, &mut s);
-            bf_exact(&down::<u16>(&yb)[off..], &s, &format!("{b:?} add"));
+            bf_exact(&body(&yb, off), &s, &format!("{b:?} add"));
             add(b, at(&ab), at(&bb), at(&ab), n, 0).unwrap();
-            bf_exact(&down::<u16>(&ab)[off..], &s, &format!("{b:?} add in place"));
+            bf_exact(&body(&ab, off), &s, &format!("{b:?} add in place"));
             // scale forward on fp32 rows (in place) and on bf16
             let scale = up(b, &[1.37f32]);
             let xf = r.vec(n, 3.0, 0.0);
@@ -286,21 +306,21 @@ fn activations_add_and_scale_match_cpu() {
             let (sx, sy) = (up(b, &pad(&xh)), up(b, &pad(&vec![0u16; n])));
             scale_fwd(b, Elem::Bf16, at(&sx), scale.ptr(), at(&sy), n, 0).unwrap();
             cact::scale_fwd(&xv, 1.37, &mut want);
-            bf_exact(&down::<u16>(&sy)[off..], &want, &format!("{b:?} scale_fwd bf16"));
+            bf_exact(&body(&sy, off), &want, &format!("{b:?} scale_fwd bf16"));
             // scale backward: dx accumulated, dscale accumulated; then in place over dy
             let ws = DevBuf::zeroed(b, SCALE_WS_BYTES as usize).unwrap();
             let (dgb, dxb, ds) = (up(b, &pad(&dyh)), up(b, &pad(&d0h)), up(b, &[0.5f32]));
             scale_bwd(b, at(&sx), at(&dgb), scale.ptr(), at(&dxb), ds.ptr(), n, 1, 1, ws.ptr(), 0).unwrap();
             let mut dx = d0v.clone();
             let dsc = cact::scale_bwd(&xv, &dyv, 1.37, Some(&mut dx), true);
-            bf_exact(&down::<u16>(&dxb)[off..], &dx, &format!("{b:?} scale_bwd dx"));
+            bf_exact(&body(&dxb, off), &dx, &format!("{b:?} scale_bwd dx"));
             let mag: f32 = xv.iter().zip(&dyv).map(|(a, b)| (a * b).abs()).sum();
             let got = down::<f32>(&ds)[0];
             assert!((got - (0.5 + dsc)).abs() <= 1e-5 * mag, "{b:?} dscale {got} vs {}", 0.5 + dsc);
             scale_bwd(b, at(&sx), at(&dgb), scale.ptr(), at(&dgb), ds.ptr(), n, 0, 0, ws.ptr(), 0).unwrap();
             let mut g = dyv.clone();
             cact::scale_bwd_inplace(&xv, &mut g, 1.37);
-            bf_exact(&down::<u16>(&dgb)[off..], &g, &format!("{b:?} scale_bwd in place"));
+            bf_exact(&body(&dgb, off), &g, &format!("{b:?} scale_bwd in place"));
             assert!((down::<f32>(&ds)[0] - dsc).abs() <= 1e-5 * mag);
             // refused: accumulation in place, bad codes
             let e = act_bwd(b, 1, 0.0, at(&sx), at(&dgb), at(&dgb), n, 1, 0).unwrap_err();
