@@ -74,7 +74,8 @@ struct Warp {
 };
 
 struct Exec {
-  std::vector<Fiber> fibers;
+  std::vector<Fiber> fibers;  // grows to the largest block seen and never shrinks (each owns a mapped stack)
+  size_t nthreads = 0;        // threads of the current block: fibers[0..nthreads)
   std::vector<Warp> warps;
   void* sched_sp = nullptr;
 #if !defined(__x86_64__)
@@ -167,13 +168,17 @@ void to_fiber(Fiber* f) {
   std::abort();  // a finished fiber is never resumed
 }
 
+// Map the fiber's stack once (with a guard page, so an overflow faults instead of corrupting); false on failure.
+bool map_stack(Fiber& f) {
+  if (f.stack) return true;
+  void* m = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) return false;
+  mprotect(m, 4096, PROT_NONE);
+  f.stack = static_cast<unsigned char*>(m);
+  return true;
+}
+
 void init_fiber(Fiber& f) {
-  if (!f.stack) {
-    void* m = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED) fail("cannot map a fiber stack");
-    mprotect(m, 4096, PROT_NONE);  // guard page: a stack overflow faults instead of corrupting
-    f.stack = static_cast<unsigned char*>(m);
-  }
 #if defined(__x86_64__)
   // Initial frame, as nd_emu_switch expects to pop it: [mxcsr|fpucw] r15 r14 r13 r12 rbx rbp, then the
   // "return address" nd_emu_entry (16-byte aligned slot, so the entry sees rsp = 8 mod 16 as after a call).
@@ -236,7 +241,7 @@ void set_error(cudaError_t e, const std::string& m) {
 
 // Run one block to completion; false on failure (message in e->msg).
 bool run_block(Exec* e) {
-  const size_t n = e->fibers.size();
+  const size_t n = e->nthreads;
   const size_t nw = e->warps.size();
   for (;;) {
     for (size_t w = 0; w < nw && !e->failed; w++) {
@@ -268,9 +273,9 @@ bool run_block(Exec* e) {
     }
     if (e->failed) return false;
     size_t at_block = 0, done = 0;
-    for (auto& f : e->fibers) {
-      at_block += f.state == WAIT_BLOCK;
-      done += f.state == DONE;
+    for (size_t i = 0; i < n; i++) {
+      at_block += e->fibers[i].state == WAIT_BLOCK;
+      done += e->fibers[i].state == DONE;
     }
     if (done == n) return true;
     if (at_block + done != n) {
@@ -280,8 +285,8 @@ bool run_block(Exec* e) {
     }
     e->block_count_result = e->block_count_acc;
     e->block_count_acc = 0;
-    for (auto& f : e->fibers)
-      if (f.state == WAIT_BLOCK) f.state = RUN;
+    for (size_t i = 0; i < n; i++)
+      if (e->fibers[i].state == WAIT_BLOCK) e->fibers[i].state = RUN;
   }
 }
 
@@ -316,7 +321,13 @@ void run_grid(dim3 grid, dim3 block, size_t smem, const void* kernel, void (*thu
   }
   thread_local Exec exec;
   Exec* e = &exec;
-  e->fibers.resize(threads);
+  if (e->fibers.size() < threads) e->fibers.resize(threads);
+  for (uint64_t i = 0; i < threads; i++)
+    if (!map_stack(e->fibers[i])) {
+      set_error(cudaErrorMemoryAllocation, "the emulator cannot map a fiber stack");
+      return;
+    }
+  e->nthreads = threads;
   e->warps.assign((threads + 31) / 32, Warp{});
   e->thunk = thunk;
   e->ctx = ctx;
@@ -423,7 +434,7 @@ uint64_t warp_exchange(uint64_t v, int src) {
   Bank& b = warp_arrive(f);
   b.slot[f->lane] = v;
   warp_wait(f);
-  const int lanes = std::min<int>(32, (int)g_exec->fibers.size() - f->warp * 32);
+  const int lanes = std::min<int>(32, (int)g_exec->nthreads - f->warp * 32);
   if (src < 0 || src >= lanes) src = f->lane;  // as the GPU: an out-of-range source reads one's own value
   return b.slot[src];
 }
@@ -433,7 +444,7 @@ uint32_t warp_ballot(bool pred) {
   Bank& b = warp_arrive(f);
   b.slot[f->lane] = pred;
   warp_wait(f);
-  const int lanes = std::min<int>(32, (int)g_exec->fibers.size() - f->warp * 32);
+  const int lanes = std::min<int>(32, (int)g_exec->nthreads - f->warp * 32);
   uint32_t r = 0;
   for (int i = 0; i < lanes; i++) r |= (b.slot[i] ? 1u : 0u) << i;
   return r;
@@ -451,7 +462,7 @@ static inline float bf(uint32_t w, int hi) { return __uint_as_float(hi ? (w & 0x
 
 void mma_bf16_16816(float d[4], const uint32_t a[4], const uint32_t b[2]) {
   Fiber* f = self();
-  if (g_exec->fibers.size() < (size_t)(f->warp + 1) * 32) fail("mma.sync in a warp with fewer than 32 threads");
+  if (g_exec->nthreads < (size_t)(f->warp + 1) * 32) fail("mma.sync in a warp with fewer than 32 threads");
   Bank& k = warp_arrive(f);
   std::memcpy(k.a[f->lane], a, 16);
   std::memcpy(k.b[f->lane], b, 8);
@@ -494,7 +505,7 @@ void mma_bf16_16816(float d[4], const uint32_t a[4], const uint32_t b[2]) {
 
 void ldmatrix_x4(uint32_t r[4], const void* row_addr, bool trans) {
   Fiber* f = self();
-  if (g_exec->fibers.size() < (size_t)(f->warp + 1) * 32) fail("ldmatrix in a warp with fewer than 32 threads");
+  if (g_exec->nthreads < (size_t)(f->warp + 1) * 32) fail("ldmatrix in a warp with fewer than 32 threads");
   if ((uintptr_t)row_addr & 15) fail("ldmatrix row address not 16-byte aligned");
   Bank& k = warp_arrive(f);
   k.addr[f->lane] = static_cast<const unsigned char*>(row_addr);

@@ -147,6 +147,21 @@ mod tests {
     }
 
     #[test]
+    fn emulator_reuses_fiber_stacks_across_block_sizes() {
+        // alternating big and small blocks once leaked the big blocks' stacks until mmap failed
+        let b = Backend::Emu;
+        let k = SelfTest::of(b).unwrap();
+        let v: Vec<i32> = (0..1024).collect();
+        let dv = DevBuf::from_slice(b, &v).unwrap();
+        let o = DevBuf::zeroed(b, 32 * 1024).unwrap();
+        for i in 0..120 {
+            let block = if i % 2 == 0 { 1024 } else { 32 };
+            call(b, unsafe { (k.selftest_warp)(dv.ptr() as _, o.ptr() as _, 1024, block, null()) }, "warp").unwrap();
+        }
+        assert_eq!(o.to_vec::<i32>().unwrap()[0], (0..32).sum::<i32>());
+    }
+
+    #[test]
     fn emulator_catches_a_missing_cp_async_wait() {
         let b = Backend::Emu;
         let k = SelfTest::of(b).unwrap();
