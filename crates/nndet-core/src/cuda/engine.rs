@@ -1,6 +1,6 @@
-//! The engine family on the device (cuda/engine_norm.cu, engine.cu, optim.cu): group/instance norm with a
-//! fused activation (forward, backward), activations, add, the learnable scale, the head permute, SGD and
-//! the SWA average, and the conversions around the network. Safe wrappers over the launchers: they check
+//! The engine family on the device (cuda/engine_norm.cu, engine.cu; SGD and the SWA average in optim.rs):
+//! group/instance norm with a fused activation (forward, backward), activations, add, the learnable scale,
+//! the head permute, and the conversions around the network. Safe wrappers over the launchers: they check
 //! arguments as src/ops/engine.rs does (same statuses and messages), `span` every buffer, pick the vector
 //! width from the pointers' alignment, and launch on `stream` (0 = default stream).
 //!
@@ -15,7 +15,7 @@
 use super::{call, span, stream_ok, Backend};
 use crate::ensure;
 use crate::error::{NdError, NdResult};
-use crate::ops::engine::{act_of, flag, norm_shape, permute_of, sgd_hyper, NormParams, PermuteParams};
+use crate::ops::engine::{act_of, flag, norm_shape, permute_of, NormParams, PermuteParams};
 use std::os::raw::{c_int, c_void};
 
 /// Norm geometry and plan as the kernels read it (cuda/engine_norm.cu NdNormGeom).
@@ -52,16 +52,6 @@ pub struct PermGeom {
     pub pad: i32,
 }
 
-/// SGD hyper-parameters (cuda/optim.cu NdSgd).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct SgdGeom {
-    pub lr: f32,
-    pub mu: f32,
-    pub wd: f32,
-    pub nesterov: i32,
-}
-
 launchers! { pub struct EngineKernels {
     fn norm_fwd(x: *const u16, gamma: *const f32, beta: *const f32, y: *mut u16, mean: *mut f32, rstd: *mut f32, ws: *mut f32, p: *const NormGeom, stream: *mut c_void);
     fn norm_bwd(x: *const u16, dy: *const u16, gamma: *const f32, beta: *const f32, mean: *const f32, rstd: *const f32, dx: *mut u16, dgamma: *mut f32, dbeta: *mut f32, ws: *mut f32, p: *const NormGeom, stream: *mut c_void);
@@ -78,8 +68,6 @@ launchers! { pub struct EngineKernels {
     fn fill(p: *mut c_void, n: i64, word: c_int, bits: u32, stream: *mut c_void);
     fn ncs_to_nsc(x: *const f32, y: *mut u16, n: c_int, c: c_int, s: i64, stream: *mut c_void);
     fn nsc_to_ncs(x: *const u16, y: *mut f32, n: c_int, c: c_int, s: i64, stream: *mut c_void);
-    fn sgd_step(params: *mut f32, grads: *const f32, momentum: *mut f32, mask: *const u8, n: i64, h: *const SgdGeom, vec: c_int, stream: *mut c_void);
-    fn average_update(avg: *mut f32, params: *const f32, n: i64, k: f32, first: c_int, vec: c_int, stream: *mut c_void);
 } }
 
 /// Threads per block of the norm kernels (cuda/engine_norm.cu NT).
@@ -104,15 +92,15 @@ pub fn bf16_value(h: u16) -> f32 {
 }
 
 /// One buffer argument: address, bytes, name, and whether the op writes it.
-type Arg<'a> = (u64, u64, &'a str, bool);
+pub(super) type Arg<'a> = (u64, u64, &'a str, bool);
 
-const R: bool = false;
-const W: bool = true;
+pub(super) const R: bool = false;
+pub(super) const W: bool = true;
 
 /// `span` every buffer, then check that a written buffer and any other are disjoint, or the very same
 /// buffer where `alias` names that pair (kernels read each element before the same thread writes it);
 /// a partial overlap is refused.
-fn check_args(b: Backend, args: &[Arg], alias: &[(&str, &str)]) -> NdResult<()> {
+pub(super) fn check_args(b: Backend, args: &[Arg], alias: &[(&str, &str)]) -> NdResult<()> {
     for &(ptr, bytes, what, _) in args {
         span(b, ptr, bytes, what)?;
     }
@@ -129,7 +117,7 @@ fn check_args(b: Backend, args: &[Arg], alias: &[(&str, &str)]) -> NdResult<()> 
     Ok(())
 }
 
-fn aligned16(ptrs: &[u64]) -> bool {
+pub(super) fn aligned16(ptrs: &[u64]) -> bool {
     ptrs.iter().all(|p| p.is_multiple_of(16))
 }
 
@@ -406,40 +394,6 @@ pub fn nsc_to_ncs(b: Backend, x: u64, y: u64, n: usize, c: usize, s: usize, stre
     let k = EngineKernels::of(b)?;
     // SAFETY: sizes checked above.
     call(b, unsafe { (k.nsc_to_ncs)(x as _, y as _, ni, ci, si, st) }, "nsc_to_ncs")
-}
-
-/// One SGD step in place over n fp32 parameters (torch.optim.SGD; bit-identical to cpu/optim.rs).
-#[allow(clippy::too_many_arguments)]
-pub fn sgd_step(
-    b: Backend, params: u64, grads: u64, momentum: u64, mask: u64, n: usize, lr: f32, mu: f32, wd: f32,
-    nesterov: i32, stream: u64,
-) -> NdResult<()> {
-    let h = sgd_hyper(lr, mu, wd, nesterov)?;
-    ensure!(n > 0, "no parameters");
-    let m = i64::try_from(n).map_err(|_| NdError::invalid("parameter count overflows"))?;
-    let fb = 4 * n as u64;
-    check_args(b, &[(params, fb, "params", W), (grads, fb, "grads", R), (momentum, fb, "momentum", W), (mask, n as u64, "mask", R)], &[])?;
-    let g = SgdGeom { lr: h.lr, mu: h.momentum, wd: h.weight_decay, nesterov: h.nesterov as i32 };
-    let vec = if aligned16(&[params, grads, momentum]) && mask.is_multiple_of(4) { 4 } else { 1 };
-    let st = stream_ok(b, stream)?;
-    let k = EngineKernels::of(b)?;
-    // SAFETY: sizes checked above.
-    call(b, unsafe { (k.sgd_step)(params as _, grads as _, momentum as _, mask as _, m, &g, vec, st) }, "sgd_step")
-}
-
-/// SWA: avg = avg + (params - avg) / (n_averaged + 1) over n fp32 (a copy when n_averaged == 0).
-pub fn average_update(b: Backend, avg: u64, params: u64, n: usize, n_averaged: u64, stream: u64) -> NdResult<()> {
-    ensure!(n > 0, "no parameters");
-    let m = i64::try_from(n).map_err(|_| NdError::invalid("parameter count overflows"))?;
-    let fb = 4 * n as u64;
-    check_args(b, &[(avg, fb, "avg", W), (params, fb, "params", R)], &[])?;
-    let vec = if aligned16(&[avg, params]) { 4 } else { 1 };
-    // NOTE: the same u64 -> f32 conversion as cpu/optim.rs, done here on the host.
-    let k_f = (n_averaged + 1) as f32;
-    let st = stream_ok(b, stream)?;
-    let k = EngineKernels::of(b)?;
-    // SAFETY: sizes checked above.
-    call(b, unsafe { (k.average_update)(avg as _, params as _, m, k_f, (n_averaged == 0) as c_int, vec, st) }, "average_update")
 }
 
 #[cfg(test)]

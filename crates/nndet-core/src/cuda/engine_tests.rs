@@ -1,13 +1,12 @@
 //! Tests of cuda/engine.rs on every test backend (the emulator always, the GPU where there is one) against
-//! the CPU kernels of cpu/{norm,act,optim}.rs on small odd shapes. Inputs are bf16-rounded first, so both
+//! the CPU kernels of cpu/{norm,act}.rs on small odd shapes. Inputs are bf16-rounded first, so both
 //! sides see the same values; the device layout (NDHWC) is transposed on the host for the CPU (NCDHW).
 //! Tolerances: bf16 outputs 4e-3 * max(1, |ref|) (one bf16 rounding is <= 2^-9 relative; the rest differs
 //! at fp32 level), fp32 statistics and parameter gradients 1e-4 / 1e-3 relative; exact where the device does
-//! the CPU's arithmetic (activations, add, scale, permute, conversions; SGD and the average bit for bit).
+//! the CPU's arithmetic (activations, add, scale, permute, conversions).
 use super::*;
 use crate::cpu::act::{self as cact, Permute};
 use crate::cpu::norm::{norm_act_fwd, norm_act_bwd, Act, NormShape, XDx};
-use crate::cpu::optim::{self as copt, Sgd};
 use crate::cuda::{sync, test_backends, DevBuf};
 use crate::error::Status;
 
@@ -417,52 +416,5 @@ fn conversions_and_fill() {
         crate::cuda::stream_destroy(b, st).unwrap();
         assert_eq!(fill(b, d.ptr(), 40, 4, 0, st).unwrap_err().status, Status::InvalidArgument);
         assert!(fill(b, d.ptr(), 41, 4, 0, 0).is_err());
-    }
-}
-
-#[test]
-fn sgd_and_average_are_bit_identical_to_cpu() {
-    for b in test_backends() {
-        let mut r = Rng(3);
-        for &(n, off) in &[(1001usize, 0usize), (203, 1)] {
-            for h in [
-                Sgd { lr: 0.01, momentum: 0.99, weight_decay: 3e-5, nesterov: true },
-                Sgd { lr: 0.1, momentum: 0.9, weight_decay: 1e-4, nesterov: false },
-                Sgd { lr: 0.05, momentum: 0.0, weight_decay: 0.0, nesterov: false },
-            ] {
-                let mut p = r.vec(n + off, 1.0, 0.0);
-                let mut mom = vec![0f32; n + off];
-                let mask: Vec<u8> = (0..n + off).map(|i| (i % 3 != 0) as u8).collect();
-                let (pd, md, kd) = (up(b, &p), up(b, &mom), up(b, &mask));
-                let o4 = 4 * off as u64;
-                for step in 0..3 {
-                    let g = r.vec(n + off, 1.0 + step as f32, 0.0);
-                    let gd = up(b, &g);
-                    sgd_step(b, pd.ptr() + o4, gd.ptr() + o4, md.ptr() + o4, kd.ptr() + off as u64, n, h.lr, h.momentum, h.weight_decay, h.nesterov as i32, 0).unwrap();
-                    copt::sgd_step(h, &mut p[off..], &g[off..], &mut mom[off..], &mask[off..]);
-                    let (gp, gm) = (down::<f32>(&pd), down::<f32>(&md));
-                    for i in 0..n + off {
-                        assert_eq!(gp[i].to_bits(), p[i].to_bits(), "{b:?} {h:?} step {step} param[{i}]: {} vs {}", gp[i], p[i]);
-                        assert_eq!(gm[i].to_bits(), mom[i].to_bits(), "{b:?} {h:?} step {step} momentum[{i}]");
-                    }
-                }
-            }
-            let mut avg = r.vec(n + off, 1.0, 0.0);
-            let ad = up(b, &avg);
-            for k in 0..4u64 {
-                let p = r.vec(n + off, 2.0, 0.5);
-                let pd = up(b, &p);
-                average_update(b, ad.ptr() + 4 * off as u64, pd.ptr() + 4 * off as u64, n, k, 0).unwrap();
-                copt::average_update(&mut avg[off..], &p[off..], k);
-                let got = down::<f32>(&ad);
-                assert!(got.iter().zip(&avg).all(|(a, b)| a.to_bits() == b.to_bits()), "{b:?} average after {k}");
-            }
-        }
-        let x = up(b, &[0f32; 8]);
-        let m = up(b, &[0u8; 8]);
-        let e = sgd_step(b, x.ptr(), x.ptr(), x.ptr(), m.ptr(), 8, 0.1, 0.0, 0.0, 1, 0).unwrap_err();
-        assert!(e.message.contains("Nesterov"), "{e}");
-        let e = sgd_step(b, x.ptr(), x.ptr() + 4, x.ptr(), m.ptr(), 4, 0.1, 0.0, 0.0, 0, 0).unwrap_err();
-        assert!(e.message.contains("overlap"), "{e}");
     }
 }

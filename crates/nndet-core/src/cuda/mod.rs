@@ -29,6 +29,7 @@ pub const HAS_CUDA: bool = cfg!(nd_cuda);
 pub mod launch;
 pub mod selftest;
 pub mod engine;
+pub mod optim;
 
 /// Where kernels run: the GPU, or the CPU emulator of the same kernel sources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
