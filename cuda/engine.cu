@@ -17,6 +17,7 @@ namespace {
 template <int V, typename Op>
 __global__ void __launch_bounds__(NT) ew_k(Op op, int64_t n) {
   const int64_t nv = n / V;
+  #pragma unroll 4
   for (int64_t q = nd_gtid(); q < nv; q += nd_gstride()) op.template run<V>(q * V);
   for (int64_t i = nv * V + nd_gtid(); i < n; i += nd_gstride()) op.template run<1>(i);
 }
@@ -178,6 +179,7 @@ __global__ void __launch_bounds__(NT) scale_bwd_k(const nd_bf16* __restrict__ x,
   const float s = __ldg(scale);
   float dot = 0.0f;
   const int64_t nv = n / V;
+  #pragma unroll 4
   for (int64_t q = nd_gtid(); q < nv; q += nd_gstride()) {
     const nd_vec<nd_bf16, V> xv = nd_ld<nd_bf16, V>(x + q * V);
     const nd_vec<nd_bf16, V> gv = nd_ld<nd_bf16, V>(dy + q * V);

@@ -13,8 +13,9 @@
 //     double;
 //  3. a pass applying the per-channel affine map (+ activation) with the same tiling.
 // Traffic: forward reads x twice and writes y (6 B/element), backward reads x, dy twice and writes dx
-// (10 B/element); all memory-bound at full bandwidth when chunks * N fills the GPU (the Rust plan aims
-// at >= ~1000 blocks for the large early-stage volumes).
+// (10 B/element); all memory-bound, expected near full bandwidth when chunks * N fills the GPU (the Rust
+// plan gives 1024 chunks per image for the large early-stage volumes) and the row loops, unrolled by 4,
+// keep several 16-byte loads in flight per thread.
 #include "engine.cuh"
 
 namespace {
@@ -97,6 +98,7 @@ __global__ void __launch_bounds__(NT) norm_fwd_stats_k(const nd_bf16* __restrict
 #pragma unroll
     for (int j = 0; j < V; j++) k[j] = nd_bf2f(x[img + (int64_t)((tl.cvg * V + j) / cpg) * cpg]);
     const nd_bf16* xp = x + img + (int64_t)tl.cvg * V;
+    #pragma unroll 4
     for (int64_t s = s0 + tl.r; s < s1; s += tl.R) {
       const nd_vec<nd_bf16, V> v = nd_ld<nd_bf16, V>(xp + s * g.c);
 #pragma unroll
@@ -167,6 +169,7 @@ __global__ void __launch_bounds__(NT) norm_fwd_apply_k(const nd_bf16* x, const f
   const int64_t off = (int64_t)n * g.s * g.c + (int64_t)tl.cvg * V;
   const int64_t s0 = (int64_t)blockIdx.x * g.rows;
   const int64_t s1 = s0 + g.rows < g.s ? s0 + g.rows : g.s;
+  #pragma unroll 4
   for (int64_t s = s0 + tl.r; s < s1; s += tl.R) {
     nd_vec<nd_bf16, V> v = nd_ld<nd_bf16, V>(x + off + s * g.c);
 #pragma unroll
@@ -193,6 +196,7 @@ __global__ void __launch_bounds__(NT) norm_bwd_stats_k(const nd_bf16* __restrict
 #pragma unroll
     for (int j = 0; j < V; j++) affine_of(g, n, tl.cvg * V + j, gamma, beta, mean, rstd, a[j], b[j], mu[j]);
     const int64_t off = (int64_t)n * g.s * g.c + (int64_t)tl.cvg * V;
+    #pragma unroll 4
     for (int64_t s = s0 + tl.r; s < s1; s += tl.R) {
       const nd_vec<nd_bf16, V> xv = nd_ld<nd_bf16, V>(x + off + s * g.c);
       const nd_vec<nd_bf16, V> dv = nd_ld<nd_bf16, V>(dy + off + s * g.c);
@@ -260,10 +264,11 @@ __global__ void __launch_bounds__(NT) norm_bwd_finalize_k(const float* __restric
   }
 }
 
-// Backward pass 3: dx (+)= act'(x*a + b)*dy * a + (x*bb + cc). dx may be x (each element is read and then
-// written by the same thread; acc_dx is 0 then, as the wrapper checks).
+// Backward pass 3: dx (+)= act'(x*a + b)*dy * a + (x*bb + cc). dx may be x (acc_dx is 0 then, as the wrapper
+// checks) or dy: each element is read and then written by the same thread, so x, dy and dx carry no
+// __restrict__.
 template <int V>
-__global__ void __launch_bounds__(NT) norm_bwd_apply_k(const nd_bf16* x, const nd_bf16* __restrict__ dy,
+__global__ void __launch_bounds__(NT) norm_bwd_apply_k(const nd_bf16* x, const nd_bf16* dy,
                                                       const float* __restrict__ gamma, const float* __restrict__ beta,
                                                       const float* __restrict__ mean, const float* __restrict__ rstd,
                                                       const float* __restrict__ coef, nd_bf16* dx, NdNormGeom g) {
@@ -281,6 +286,7 @@ __global__ void __launch_bounds__(NT) norm_bwd_apply_k(const nd_bf16* x, const n
   const int64_t off = (int64_t)n * g.s * g.c + (int64_t)tl.cvg * V;
   const int64_t s0 = (int64_t)blockIdx.x * g.rows;
   const int64_t s1 = s0 + g.rows < g.s ? s0 + g.rows : g.s;
+  #pragma unroll 4
   for (int64_t s = s0 + tl.r; s < s1; s += tl.R) {
     const int64_t e = off + s * g.c;
     const nd_vec<nd_bf16, V> xv = nd_ld<nd_bf16, V>(x + e);

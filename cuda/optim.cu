@@ -36,6 +36,7 @@ __global__ void __launch_bounds__(NT) sgd_k(float* __restrict__ p, const float* 
                                            float* __restrict__ b, const uint8_t* __restrict__ mask, int64_t n,
                                            NdSgd h) {
   const int64_t nv = n / V;
+  #pragma unroll 4
   for (int64_t q = nd_gtid(); q < nv; q += nd_gstride()) {
     const int64_t i = q * V;
     nd_vec<float, V> pv = nd_ld<float, V>(p + i), bv = nd_ld<float, V>(b + i);
@@ -58,6 +59,7 @@ template <int V>
 __global__ void __launch_bounds__(NT) average_k(float* __restrict__ avg, const float* __restrict__ p, int64_t n, float k,
                                                int first) {
   const int64_t nv = n / V;
+  #pragma unroll 4
   for (int64_t q = nd_gtid(); q < nv; q += nd_gstride()) {
     const int64_t i = q * V;
     nd_vec<float, V> a = nd_ld<float, V>(avg + i);

@@ -14,7 +14,10 @@ use crate::error::NdResult;
 use crate::ops::conv::{Conv3dParams, Kind, CONV_PARAMS_LEN};
 use std::os::raw::c_void;
 
-/// The geometry block the launchers read on the host (cuda/conv.cuh `NdConvGeom`, same field order).
+/// The geometry block the launchers read on the host (cuda/conv.cuh `NdConvGeom`, same field order): a lo
+/// tensor `[n][lo][c_lo]` and a hi tensor `[n][hi][c_hi]` joined per axis by hi = lo*s + t - p, weight
+/// `[c_lo][c_hi][k]` (conv: lo = output; convT: lo = input). The launchers take kernel sizes up to 7
+/// per axis (odd with p = k/2 for a conv, k = s for a convT); ops::conv's checks admit 1 and 3 (convT 1, 2).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConvGeom {
@@ -26,10 +29,14 @@ pub struct ConvGeom {
     pub k: [i32; 3],
     pub s: [i32; 3],
     pub p: [i32; 3],
+    /// fwd: add the bias; wgrad: also reduce the bias gradient
     pub has_bias: i32,
+    /// 1: outputs (y, dx, dw, db) are added to
     pub accumulate: i32,
+    /// wgrad: split-K count over voxels and bias-gradient chunk count (they size the workspace)
     pub wsplits: i32,
     pub bsplits: i32,
+    /// wgrad: the bias gradient sums the hi tensor (convT's dy) instead of the lo one (conv's dy)
     pub bias_of_hi: i32,
 }
 
@@ -43,9 +50,9 @@ launchers! {
 }
 
 /// Split counts of the backward-weight reductions: (GEMM split-K over voxels, bias-gradient chunks).
-/// NOTE: about 528 GEMM blocks (4 per SM of a 132-SM H100: the tile count alone is 1 for the first layer,
-/// C_lo 32 x 27 taps*Cin), each split at least 1024 voxels (32 k-tiles, so the fp32 partial tile stays cheap
-/// next to its MMA work), the partials at most 64 MiB, at most 1024 splits (the fixed-order reduction).
+/// NOTE: about 528 GEMM blocks (4 per SM of a 132-SM H100; the first layer's weight gradient is a single
+/// 32 x 128 tile, so its parallelism comes from the splits), each split at least 1024 voxels (32 k-tiles,
+/// so the fp32 partial tile stays cheap next to its MMA work), partials at most 64 MiB, at most 1024 splits.
 fn plan_splits(g: &ConvGeom) -> (i32, i32) {
     let lo_vox = g.n as u64 * g.lo.iter().map(|&v| v as u64).product::<u64>();
     let hi_vox = g.n as u64 * g.hi.iter().map(|&v| v as u64).product::<u64>();

@@ -1,6 +1,6 @@
-//! The engine family on the device (cuda/engine_norm.cu, engine.cu, optim.cu): group/instance norm with a
-//! fused activation (forward, backward), activations, add, the learnable scale, the head permute, SGD and
-//! the SWA average, and the conversions around the network. Safe wrappers over the launchers: they check
+//! The engine family on the device (cuda/engine_norm.cu, engine.cu; SGD and the SWA average in optim.rs):
+//! group/instance norm with a fused activation (forward, backward), activations, add, the learnable scale,
+//! the head permute, and the conversions around the network. Safe wrappers over the launchers: they check
 //! arguments as src/ops/engine.rs does (same statuses and messages), `span` every buffer, pick the vector
 //! width from the pointers' alignment, and launch on `stream` (0 = default stream).
 //!
@@ -15,7 +15,7 @@
 use super::{call, span, stream_ok, Backend};
 use crate::ensure;
 use crate::error::{NdError, NdResult};
-use crate::ops::engine::{act_of, flag, norm_shape, permute_of, sgd_hyper, NormParams, PermuteParams};
+use crate::ops::engine::{act_of, flag, norm_shape, permute_of, NormParams, PermuteParams};
 use std::os::raw::{c_int, c_void};
 
 /// Norm geometry and plan as the kernels read it (cuda/engine_norm.cu NdNormGeom).
@@ -52,16 +52,6 @@ pub struct PermGeom {
     pub pad: i32,
 }
 
-/// SGD hyper-parameters (cuda/optim.cu NdSgd).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct SgdGeom {
-    pub lr: f32,
-    pub mu: f32,
-    pub wd: f32,
-    pub nesterov: i32,
-}
-
 launchers! { pub struct EngineKernels {
     fn norm_fwd(x: *const u16, gamma: *const f32, beta: *const f32, y: *mut u16, mean: *mut f32, rstd: *mut f32, ws: *mut f32, p: *const NormGeom, stream: *mut c_void);
     fn norm_bwd(x: *const u16, dy: *const u16, gamma: *const f32, beta: *const f32, mean: *const f32, rstd: *const f32, dx: *mut u16, dgamma: *mut f32, dbeta: *mut f32, ws: *mut f32, p: *const NormGeom, stream: *mut c_void);
@@ -78,8 +68,6 @@ launchers! { pub struct EngineKernels {
     fn fill(p: *mut c_void, n: i64, word: c_int, bits: u32, stream: *mut c_void);
     fn ncs_to_nsc(x: *const f32, y: *mut u16, n: c_int, c: c_int, s: i64, stream: *mut c_void);
     fn nsc_to_ncs(x: *const u16, y: *mut f32, n: c_int, c: c_int, s: i64, stream: *mut c_void);
-    fn sgd_step(params: *mut f32, grads: *const f32, momentum: *mut f32, mask: *const u8, n: i64, h: *const SgdGeom, vec: c_int, stream: *mut c_void);
-    fn average_update(avg: *mut f32, params: *const f32, n: i64, k: f32, first: c_int, vec: c_int, stream: *mut c_void);
 } }
 
 /// Threads per block of the norm kernels (cuda/engine_norm.cu NT).
@@ -103,31 +91,41 @@ pub fn bf16_value(h: u16) -> f32 {
     f32::from_bits((h as u32) << 16)
 }
 
-/// Buffers that are the same (address and size, where `alias` allows that pair) or disjoint: anything else
-/// is refused.
-fn no_partial_overlap(bufs: &[(u64, u64, &str)], alias: &[(usize, usize)]) -> NdResult<()> {
-    for i in 0..bufs.len() {
-        for j in i + 1..bufs.len() {
-            let ((a, la, na), (b, lb, nb)) = (bufs[i], bufs[j]);
-            if a >= b.saturating_add(lb) || b >= a.saturating_add(la) {
+/// One buffer argument: address, bytes, name, and whether the op writes it.
+pub(super) type Arg<'a> = (u64, u64, &'a str, bool);
+
+pub(super) const R: bool = false;
+pub(super) const W: bool = true;
+
+/// `span` every buffer, then check that a written buffer and any other are disjoint, or the very same
+/// buffer where `alias` names that pair (kernels read each element before the same thread writes it);
+/// a partial overlap is refused.
+pub(super) fn check_args(b: Backend, args: &[Arg], alias: &[(&str, &str)]) -> NdResult<()> {
+    for &(ptr, bytes, what, _) in args {
+        span(b, ptr, bytes, what)?;
+    }
+    for i in 0..args.len() {
+        for j in i + 1..args.len() {
+            let ((a, la, na, wa), (c, lc, nc, wc)) = (args[i], args[j]);
+            if !(wa || wc) || a >= c.saturating_add(lc) || c >= a.saturating_add(la) {
                 continue;
             }
-            let allowed = alias.iter().any(|&(p, q)| (p, q) == (i, j) || (q, p) == (i, j));
-            ensure!(allowed && a == b && la == lb, "{na} and {nb} overlap (they must be the same buffer or disjoint)");
+            let allowed = alias.iter().any(|&(p, q)| (p, q) == (na, nc) || (q, p) == (na, nc));
+            ensure!(allowed && a == c && la == lc, "{na} and {nc} overlap (they must be the same buffer or disjoint)");
         }
     }
     Ok(())
 }
 
-fn aligned16(ptrs: &[u64]) -> bool {
-    ptrs.iter().all(|p| p % 16 == 0)
+pub(super) fn aligned16(ptrs: &[u64]) -> bool {
+    ptrs.iter().all(|p| p.is_multiple_of(16))
 }
 
 /// (chunks, rows) of the norm kernels for C channels and S positions: a block covers `R = 256 / min(C/V,
 /// 256)` rows at a time, ~64 elements per thread, at most MAX_CHUNKS chunks per image. Depends on the
 /// shape only (not on the buffers' alignment), so the workspace size does too.
 fn norm_plan(c: usize, s: usize) -> (usize, usize) {
-    let vec = if c % 8 == 0 { 8 } else { 1 };
+    let vec = if c.is_multiple_of(8) { 8 } else { 1 };
     let r = NT / (c / vec).min(NT);
     let mut rows = r * (64 / vec);
     if s.div_ceil(rows) > MAX_CHUNKS {
@@ -156,7 +154,7 @@ fn norm_geom(p: &NormParams, eps: f32, slope: f32, vec: bool) -> NdResult<NormGe
         act: p.act,
         acc_dx: p.acc_dx,
         acc_dp: p.acc_dparam,
-        vec: if vec && sh.c % 8 == 0 { 8 } else { 1 },
+        vec: if vec && sh.c.is_multiple_of(8) { 8 } else { 1 },
         chunks: chunks as i32,
         rows: rows as i32,
         eps,
@@ -175,10 +173,8 @@ pub fn norm_fwd(
     ensure!(eps.is_finite() && eps > 0.0, "eps must be finite and > 0, got {eps}");
     let (nb, cb, sb) = (2 * sh.numel() as u64, 4 * sh.c as u64, 4 * (sh.n * sh.groups) as u64);
     let wb = norm_ws_bytes(p)?;
-    for (ptr, bytes, what) in [(x, nb, "x"), (y, nb, "y"), (gamma, cb, "gamma"), (beta, cb, "beta"), (mean, sb, "mean"), (rstd, sb, "rstd"), (ws, wb, "workspace")] {
-        span(b, ptr, bytes, what)?;
-    }
-    no_partial_overlap(&[(x, nb, "x"), (y, nb, "y"), (mean, sb, "mean"), (rstd, sb, "rstd"), (ws, wb, "workspace")], &[(0, 1)])?;
+    let args = [(x, nb, "x", R), (gamma, cb, "gamma", R), (beta, cb, "beta", R), (y, nb, "y", W), (mean, sb, "mean", W), (rstd, sb, "rstd", W), (ws, wb, "workspace", W)];
+    check_args(b, &args, &[("x", "y")])?;
     let g = norm_geom(p, eps, slope, aligned16(&[x, y]))?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -200,11 +196,11 @@ pub fn norm_bwd(
     ensure!(!(acc_dx && dx == x), "norm backward in place (dx == x) cannot accumulate into dx");
     let (nb, cb, sb) = (2 * sh.numel() as u64, 4 * sh.c as u64, 4 * (sh.n * sh.groups) as u64);
     let wb = norm_ws_bytes(p)?;
-    let bufs = [(x, nb, "x"), (dy, nb, "dy"), (dx, nb, "dx"), (gamma, cb, "gamma"), (beta, cb, "beta"), (mean, sb, "mean"), (rstd, sb, "rstd"), (dgamma, cb, "dgamma"), (dbeta, cb, "dbeta"), (ws, wb, "workspace")];
-    for (ptr, bytes, what) in bufs {
-        span(b, ptr, bytes, what)?;
-    }
-    no_partial_overlap(&[bufs[0], bufs[1], bufs[2], bufs[7], bufs[8], bufs[9]], &[(0, 2), (1, 2)])?;
+    let args = [
+        (x, nb, "x", R), (dy, nb, "dy", R), (gamma, cb, "gamma", R), (beta, cb, "beta", R), (mean, sb, "mean", R), (rstd, sb, "rstd", R),
+        (dx, nb, "dx", W), (dgamma, cb, "dgamma", W), (dbeta, cb, "dbeta", W), (ws, wb, "workspace", W),
+    ];
+    check_args(b, &args, &[("x", "dx"), ("dy", "dx")])?;
     let g = norm_geom(p, 1.0, slope, aligned16(&[x, dy, dx]))?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -226,9 +222,7 @@ pub fn act_fwd(b: Backend, code: i32, slope: f32, x: u64, y: u64, n: usize, stre
     act_of(code, slope)?;
     let m = count(n, "activation")?;
     let nb = 2 * n as u64;
-    span(b, x, nb, "x")?;
-    span(b, y, nb, "y")?;
-    no_partial_overlap(&[(x, nb, "x"), (y, nb, "y")], &[(0, 1)])?;
+    check_args(b, &[(x, nb, "x", R), (y, nb, "y", W)], &[("x", "y")])?;
     let vec = if aligned16(&[x, y]) { 8 } else { 1 };
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -244,11 +238,7 @@ pub fn act_bwd(b: Backend, code: i32, slope: f32, y: u64, dy: u64, dx: u64, n: u
     let m = count(n, "activation backward")?;
     ensure!(!(accb && dx == dy), "in-place activation backward (dx == dy) cannot accumulate");
     let nb = 2 * n as u64;
-    let bufs = [(y, nb, "y"), (dy, nb, "dy"), (dx, nb, "dx")];
-    for (ptr, bytes, what) in bufs {
-        span(b, ptr, bytes, what)?;
-    }
-    no_partial_overlap(&bufs, &[(1, 2)])?;
+    check_args(b, &[(y, nb, "y", R), (dy, nb, "dy", R), (dx, nb, "dx", W)], &[("dy", "dx")])?;
     let vec = if aligned16(&[y, dy, dx]) { 8 } else { 1 };
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -260,11 +250,7 @@ pub fn act_bwd(b: Backend, code: i32, slope: f32, y: u64, dy: u64, dx: u64, n: u
 pub fn add(bk: Backend, a: u64, b: u64, y: u64, n: usize, stream: u64) -> NdResult<()> {
     let m = count(n, "add")?;
     let nb = 2 * n as u64;
-    let bufs = [(a, nb, "a"), (b, nb, "b"), (y, nb, "y")];
-    for (ptr, bytes, what) in bufs {
-        span(bk, ptr, bytes, what)?;
-    }
-    no_partial_overlap(&bufs, &[(0, 2), (1, 2), (0, 1)])?;
+    check_args(bk, &[(a, nb, "a", R), (b, nb, "b", R), (y, nb, "y", W)], &[("a", "y"), ("b", "y")])?;
     let vec = if aligned16(&[a, b, y]) { 8 } else { 1 };
     let st = stream_ok(bk, stream)?;
     let k = EngineKernels::of(bk)?;
@@ -284,10 +270,7 @@ pub enum Elem {
 pub fn scale_fwd(b: Backend, elem: Elem, x: u64, scale: u64, y: u64, n: usize, stream: u64) -> NdResult<()> {
     let m = count(n, "scale")?;
     let nb = n as u64 * if elem == Elem::F32 { 4 } else { 2 };
-    span(b, x, nb, "x")?;
-    span(b, y, nb, "y")?;
-    span(b, scale, 4, "scale")?;
-    no_partial_overlap(&[(x, nb, "x"), (y, nb, "y"), (scale, 4, "scale")], &[(0, 1)])?;
+    check_args(b, &[(x, nb, "x", R), (scale, 4, "scale", R), (y, nb, "y", W)], &[("x", "y")])?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
     let al = aligned16(&[x, y]);
@@ -309,11 +292,8 @@ pub fn scale_bwd(
     let m = count(n, "scale backward")?;
     ensure!(!(accx && dx == dy), "in-place scale backward (dx == dy) cannot accumulate");
     let nb = 2 * n as u64;
-    let bufs = [(x, nb, "x"), (dy, nb, "dy"), (dx, nb, "dx"), (scale, 4, "scale"), (dscale, 4, "dscale"), (ws, SCALE_WS_BYTES, "workspace")];
-    for (ptr, bytes, what) in bufs {
-        span(b, ptr, bytes, what)?;
-    }
-    no_partial_overlap(&[bufs[0], bufs[1], bufs[2], bufs[4], bufs[5]], &[(1, 2)])?;
+    let args = [(x, nb, "x", R), (dy, nb, "dy", R), (scale, 4, "scale", R), (dx, nb, "dx", W), (dscale, 4, "dscale", W), (ws, SCALE_WS_BYTES, "workspace", W)];
+    check_args(b, &args, &[("dy", "dx")])?;
     let vec = if aligned16(&[x, dy, dx]) { 8 } else { 1 };
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -336,9 +316,7 @@ fn perm_geom(p: &PermuteParams) -> NdResult<PermGeom> {
 pub fn permute_fwd(b: Backend, p: &PermuteParams, x: u64, y: u64, stream: u64) -> NdResult<()> {
     let g = perm_geom(p)?;
     let (xb, yb) = (2 * (g.n as i64 * g.s * g.c as i64) as u64, 4 * (g.n as i64 * g.y_stride) as u64);
-    span(b, x, xb, "x")?;
-    span(b, y, yb, "y")?;
-    no_partial_overlap(&[(x, xb, "x"), (y, yb, "y")], &[])?;
+    check_args(b, &[(x, xb, "x", R), (y, yb, "y", W)], &[])?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
     // SAFETY: sizes checked above.
@@ -349,9 +327,7 @@ pub fn permute_fwd(b: Backend, p: &PermuteParams, x: u64, y: u64, stream: u64) -
 pub fn permute_bwd(b: Backend, p: &PermuteParams, dy: u64, dx: u64, stream: u64) -> NdResult<()> {
     let g = perm_geom(p)?;
     let (xb, yb) = (2 * (g.n as i64 * g.s * g.c as i64) as u64, 4 * (g.n as i64 * g.y_stride) as u64);
-    span(b, dy, yb, "dy")?;
-    span(b, dx, xb, "dx")?;
-    no_partial_overlap(&[(dy, yb, "dy"), (dx, xb, "dx")], &[])?;
+    check_args(b, &[(dy, yb, "dy", R), (dx, xb, "dx", W)], &[])?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
     // SAFETY: sizes checked above.
@@ -361,9 +337,7 @@ pub fn permute_bwd(b: Backend, p: &PermuteParams, dy: u64, dx: u64, stream: u64)
 /// Flat fp32 -> bf16 (round to nearest even) of n values.
 pub fn f32_to_bf16(b: Backend, x: u64, y: u64, n: usize, stream: u64) -> NdResult<()> {
     let m = count(n, "conversion")?;
-    span(b, x, 4 * n as u64, "x")?;
-    span(b, y, 2 * n as u64, "y")?;
-    no_partial_overlap(&[(x, 4 * n as u64, "x"), (y, 2 * n as u64, "y")], &[])?;
+    check_args(b, &[(x, 4 * n as u64, "x", R), (y, 2 * n as u64, "y", W)], &[])?;
     let vec = if aligned16(&[x, y]) { 8 } else { 1 };
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -374,9 +348,7 @@ pub fn f32_to_bf16(b: Backend, x: u64, y: u64, n: usize, stream: u64) -> NdResul
 /// Flat bf16 -> fp32 of n values.
 pub fn bf16_to_f32(b: Backend, x: u64, y: u64, n: usize, stream: u64) -> NdResult<()> {
     let m = count(n, "conversion")?;
-    span(b, x, 2 * n as u64, "x")?;
-    span(b, y, 4 * n as u64, "y")?;
-    no_partial_overlap(&[(x, 2 * n as u64, "x"), (y, 4 * n as u64, "y")], &[])?;
+    check_args(b, &[(x, 2 * n as u64, "x", R), (y, 4 * n as u64, "y", W)], &[])?;
     let vec = if aligned16(&[x, y]) { 8 } else { 1 };
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
@@ -388,7 +360,7 @@ pub fn bf16_to_f32(b: Backend, x: u64, y: u64, n: usize, stream: u64) -> NdResul
 pub fn fill(b: Backend, p: u64, n: usize, word_bytes: usize, bits: u32, stream: u64) -> NdResult<()> {
     ensure!(word_bytes == 2 || word_bytes == 4, "fill word must be 2 or 4 bytes, got {word_bytes}");
     ensure!(word_bytes == 4 || bits <= 0xffff, "fill bits {bits:#x} do not fit a 16-bit word");
-    ensure!(p % word_bytes as u64 == 0, "fill address {p:#x} is not aligned to its {word_bytes}-byte words");
+    ensure!(p.is_multiple_of(word_bytes as u64), "fill address {p:#x} is not aligned to its {word_bytes}-byte words");
     let m = count(n, "fill")?;
     span(b, p, (n * word_bytes) as u64, "buffer")?;
     let st = stream_ok(b, stream)?;
@@ -407,9 +379,7 @@ fn layout_dims(n: usize, c: usize, s: usize) -> NdResult<(c_int, c_int, i64, u64
 /// NCDHW fp32 x [n][c][s] -> NDHWC bf16 y [n][s][c] (the input upload; tests).
 pub fn ncs_to_nsc(b: Backend, x: u64, y: u64, n: usize, c: usize, s: usize, stream: u64) -> NdResult<()> {
     let (ni, ci, si, t) = layout_dims(n, c, s)?;
-    span(b, x, 4 * t, "x")?;
-    span(b, y, 2 * t, "y")?;
-    no_partial_overlap(&[(x, 4 * t, "x"), (y, 2 * t, "y")], &[])?;
+    check_args(b, &[(x, 4 * t, "x", R), (y, 2 * t, "y", W)], &[])?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
     // SAFETY: sizes checked above.
@@ -419,53 +389,11 @@ pub fn ncs_to_nsc(b: Backend, x: u64, y: u64, n: usize, c: usize, s: usize, stre
 /// NDHWC bf16 x [n][s][c] -> NCDHW fp32 y [n][c][s] (the seg output; tests).
 pub fn nsc_to_ncs(b: Backend, x: u64, y: u64, n: usize, c: usize, s: usize, stream: u64) -> NdResult<()> {
     let (ni, ci, si, t) = layout_dims(n, c, s)?;
-    span(b, x, 2 * t, "x")?;
-    span(b, y, 4 * t, "y")?;
-    no_partial_overlap(&[(x, 2 * t, "x"), (y, 4 * t, "y")], &[])?;
+    check_args(b, &[(x, 2 * t, "x", R), (y, 4 * t, "y", W)], &[])?;
     let st = stream_ok(b, stream)?;
     let k = EngineKernels::of(b)?;
     // SAFETY: sizes checked above.
     call(b, unsafe { (k.nsc_to_ncs)(x as _, y as _, ni, ci, si, st) }, "nsc_to_ncs")
-}
-
-/// One SGD step in place over n fp32 parameters (torch.optim.SGD; bit-identical to cpu/optim.rs).
-#[allow(clippy::too_many_arguments)]
-pub fn sgd_step(
-    b: Backend, params: u64, grads: u64, momentum: u64, mask: u64, n: usize, lr: f32, mu: f32, wd: f32,
-    nesterov: i32, stream: u64,
-) -> NdResult<()> {
-    let h = sgd_hyper(lr, mu, wd, nesterov)?;
-    ensure!(n > 0, "no parameters");
-    let m = i64::try_from(n).map_err(|_| NdError::invalid("parameter count overflows"))?;
-    let fb = 4 * n as u64;
-    let bufs = [(params, fb, "params"), (grads, fb, "grads"), (momentum, fb, "momentum"), (mask, n as u64, "mask")];
-    for (ptr, bytes, what) in bufs {
-        span(b, ptr, bytes, what)?;
-    }
-    no_partial_overlap(&bufs, &[])?;
-    let g = SgdGeom { lr: h.lr, mu: h.momentum, wd: h.weight_decay, nesterov: h.nesterov as i32 };
-    let vec = if aligned16(&[params, grads, momentum]) && mask % 4 == 0 { 4 } else { 1 };
-    let st = stream_ok(b, stream)?;
-    let k = EngineKernels::of(b)?;
-    // SAFETY: sizes checked above.
-    call(b, unsafe { (k.sgd_step)(params as _, grads as _, momentum as _, mask as _, m, &g, vec, st) }, "sgd_step")
-}
-
-/// SWA: avg = avg + (params - avg) / (n_averaged + 1) over n fp32 (a copy when n_averaged == 0).
-pub fn average_update(b: Backend, avg: u64, params: u64, n: usize, n_averaged: u64, stream: u64) -> NdResult<()> {
-    ensure!(n > 0, "no parameters");
-    let m = i64::try_from(n).map_err(|_| NdError::invalid("parameter count overflows"))?;
-    let fb = 4 * n as u64;
-    span(b, avg, fb, "avg")?;
-    span(b, params, fb, "params")?;
-    no_partial_overlap(&[(avg, fb, "avg"), (params, fb, "params")], &[])?;
-    let vec = if aligned16(&[avg, params]) { 4 } else { 1 };
-    // NOTE: the same u64 -> f32 conversion as cpu/optim.rs, done here on the host.
-    let k_f = (n_averaged + 1) as f32;
-    let st = stream_ok(b, stream)?;
-    let k = EngineKernels::of(b)?;
-    // SAFETY: sizes checked above.
-    call(b, unsafe { (k.average_update)(avg as _, params as _, m, k_f, (n_averaged == 0) as c_int, vec, st) }, "average_update")
 }
 
 #[cfg(test)]

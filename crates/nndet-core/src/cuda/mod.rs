@@ -30,6 +30,7 @@ pub mod launch;
 pub mod selftest;
 pub mod conv;
 pub mod engine;
+pub mod optim;
 
 /// Where kernels run: the GPU, or the CPU emulator of the same kernel sources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

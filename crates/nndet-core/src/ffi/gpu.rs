@@ -5,7 +5,7 @@
 //! ops take (Conv3dParams, NormParams, PermuteParams).
 
 use crate::abi::{out, slice};
-use crate::cuda::{conv, engine};
+use crate::cuda::{conv, engine, optim};
 use crate::error::guard;
 use crate::ffi::cuda::backend_of;
 use crate::ops::conv::Kind;
@@ -168,13 +168,13 @@ pub extern "C" fn nd_gpu_sgd_step(
     backend: i32, params: u64, grads: u64, momentum: u64, mask: u64, n: u64, lr: f32, mu: f32, wd: f32, nesterov: i32,
     stream: u64,
 ) -> i32 {
-    guard("nd_gpu_sgd_step", || engine::sgd_step(backend_of(backend)?, params, grads, momentum, mask, n as usize, lr, mu, wd, nesterov, stream))
+    guard("nd_gpu_sgd_step", || optim::sgd_step(backend_of(backend)?, params, grads, momentum, mask, n as usize, lr, mu, wd, nesterov, stream))
 }
 
 /// SWA: avg = avg + (params - avg) / (n_averaged + 1) over n fp32.
 #[no_mangle]
 pub extern "C" fn nd_gpu_average_update(backend: i32, avg: u64, params: u64, n: u64, n_averaged: u64, stream: u64) -> i32 {
-    guard("nd_gpu_average_update", || engine::average_update(backend_of(backend)?, avg, params, n as usize, n_averaged, stream))
+    guard("nd_gpu_average_update", || optim::average_update(backend_of(backend)?, avg, params, n as usize, n_averaged, stream))
 }
 
 /// NCDHW fp32 -> NDHWC bf16 (n images, c channels, s positions).
