@@ -1,0 +1,118 @@
+// Device helpers shared by the detection kernels (cuda/detect_*.cu): 3D box arithmetic in the exact f32
+// operation order of crates/nndet-core/src/cpu/detect/boxes.rs, order-preserving sort keys, and a block-level
+// bitonic sort of 64-bit keys. Boxes are rows of 6 f32 (x1, y1, x2, y2, z1, z2).
+//
+// NOTE: nvcc contracts `a * b + c` into one fma by default, which rounds once where the CPU (Rust never
+// contracts) rounds twice. Every product that feeds a sum in code that must agree bit for bit with the CPU
+// (IoU, centre distances, anchors, the coder, ATSS statistics) goes through ND_FMUL / ND_DMUL, which nvcc
+// never contracts. The emulator build is plain C++ where the products are separate statements.
+#pragma once
+#include "common.cuh"
+
+#ifdef ND_EMU
+#define ND_FMUL(a, b) ((float)(a) * (float)(b))
+#define ND_DMUL(a, b) ((double)(a) * (double)(b))
+#else
+#define ND_FMUL(a, b) __fmul_rn((a), (b))
+#define ND_DMUL(a, b) __dmul_rn((a), (b))
+#endif
+
+#define ND_U64_MAX 0xffffffffffffffffull
+
+// torch.maximum / torch.minimum: NaN if either is NaN (a NaN `a` wins, a NaN `b` loses the compare).
+__device__ __forceinline__ float nd_maxp(float a, float b) { return (a > b || a != a) ? a : b; }
+__device__ __forceinline__ float nd_minp(float a, float b) { return (a < b || a != a) ? a : b; }
+// clamp(min=0) keeping NaN.
+__device__ __forceinline__ float nd_relu(float x) { return x < 0.0f ? 0.0f : x; }
+
+__device__ __forceinline__ float nd_box_area(const float* b) {
+  return ND_FMUL(ND_FMUL(b[2] - b[0], b[3] - b[1]), b[5] - b[4]);
+}
+
+__device__ __forceinline__ float nd_box_inter(const float* a, const float* b) {
+  float dx = nd_relu(nd_minp(a[2], b[2]) - nd_maxp(a[0], b[0]));
+  float dy = nd_relu(nd_minp(a[3], b[3]) - nd_maxp(a[1], b[1]));
+  float dz = nd_relu(nd_minp(a[5], b[5]) - nd_maxp(a[4], b[4]));
+  return ND_FMUL(ND_FMUL(dx, dy), dz);
+}
+
+// box_iou with precomputed volumes: inter / ((va + vb) - inter).
+__device__ __forceinline__ float nd_box_iou_v(const float* a, const float* b, float va, float vb) {
+  float i = nd_box_inter(a, b);
+  return i / ((va + vb) - i);
+}
+
+// generalized_box_iou with eps on the enclosing volume only.
+__device__ __forceinline__ float nd_box_giou(const float* a, const float* b, float eps) {
+  float va = nd_box_area(a), vb = nd_box_area(b);
+  float i = nd_box_inter(a, b);
+  float uni = (va + vb) - i;
+  float iou = i / uni;
+  float ex = nd_relu(nd_maxp(a[2], b[2]) - nd_minp(a[0], b[0]));
+  float ey = nd_relu(nd_maxp(a[3], b[3]) - nd_minp(a[1], b[1]));
+  float ez = nd_relu(nd_maxp(a[5], b[5]) - nd_minp(a[4], b[4]));
+  float encl = ND_FMUL(ND_FMUL(ex, ey), ez) + eps;
+  return iou - (encl - uni) / encl;
+}
+
+__device__ __forceinline__ void nd_box_center(const float* b, float c[3]) {
+  c[0] = (b[0] + b[2]) / 2.0f;
+  c[1] = (b[1] + b[3]) / 2.0f;
+  c[2] = (b[4] + b[5]) / 2.0f;
+}
+
+// sqrt((dx² + dy²) + dz²) in f32, as torch (and cpu/detect/boxes.rs center_dist).
+__device__ __forceinline__ float nd_center_dist(const float a[3], const float b[3]) {
+  float dx = a[0] - b[0], dy = a[1] - b[1], dz = a[2] - b[2];
+  return sqrtf((ND_FMUL(dx, dx) + ND_FMUL(dy, dy)) + ND_FMUL(dz, dz));
+}
+
+// Order-preserving u32 key of a non-NaN f32 (-0 and +0 map to one key, as they compare equal).
+__device__ __forceinline__ uint32_t nd_f32_key(float v) {
+  uint32_t b = (v == 0.0f) ? 0u : __float_as_uint(v);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+// Sort key for "score descending, then index ascending" as an ascending u64.
+__device__ __forceinline__ unsigned long long nd_desc_key(float score, uint32_t idx) {
+  return ((unsigned long long)(~nd_f32_key(score)) << 32) | idx;
+}
+
+// In-place ascending bitonic sort of `n` (a power of two) 64-bit keys in shared memory by the whole block.
+// Ends with a __syncthreads; every thread of the block must call it.
+__device__ __forceinline__ void nd_block_bitonic(unsigned long long* s, int n) {
+  for (int k = 2; k <= n; k <<= 1) {
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      for (int t = threadIdx.x; t < n / 2; t += blockDim.x) {
+        int i = 2 * j * (t / j) + (t % j);
+        int l = i + j;
+        unsigned long long a = s[i], b = s[l];
+        bool asc = (i & k) == 0;
+        if ((a > b) == asc) {
+          s[i] = b;
+          s[l] = a;
+        }
+      }
+      __syncthreads();
+    }
+  }
+}
+
+// Exclusive rank of `pred` among the block's threads in thread order (a stable compaction slot); *total gets
+// the block's count. blockDim.x must be a multiple of 32 and every thread must call (it synchronizes);
+// `warp_counts` is shared scratch of blockDim.x / 32 ints.
+__device__ __forceinline__ int nd_block_rank(bool pred, int* warp_counts, int* total) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  unsigned bal = __ballot_sync(0xffffffffu, pred);
+  if (lane == 0) warp_counts[w] = __popc(bal);
+  __syncthreads();
+  int before = 0, tot = 0;
+  for (int q = 0; q < (int)(blockDim.x >> 5); ++q) {
+    int c = warp_counts[q];
+    before += q < w ? c : 0;
+    tot += c;
+  }
+  *total = tot;
+  __syncthreads();
+  return before + __popc(bal & ((1u << lane) - 1u));
+}
