@@ -1,0 +1,388 @@
+// Greedy 3D NMS (cpu/detect/nms.rs nms_plain, with nnDetection's class shift and the weighted variant) and
+// weighted box clustering (cpu/detect/wbc.rs) on the device, by the bitmask algorithm:
+//  1. keys (score desc, index asc; score*weight for weighted NMS) sorted by a bitonic sort of 64-bit keys
+//     (tiles of ND_SORT_TILE in shared memory, global compare-exchange steps above the tile);
+//  2. boxes gathered in rank order (NMS with labels: shifted by label * (max coordinate + 1) as the CPU);
+//  3. mask[r][c] (64-bit words, 64-box column tiles, upper triangle only) = bit j set when !(IoU(r, j) <= thr)
+//     (IoU > thr or NaN) for ranks j > r; WBC also requires equal labels (its classes are independent);
+//  4. the sequential greedy scan on the device in ONE block: per 64-box column tile, lane 0 resolves the
+//     tile's own 64 candidates from the diagonal words, then all threads OR the kept rows into the removed
+//     words of the later tiles (coalesced row reads). Kept on the device so the whole op stays asynchronous
+//     on its stream (no download, no host sync); its cost is O(kept * n / 64) word reads, like the host scan.
+// WBC then: a kept box's cluster = the boxes it removed first whose IoU is > thr (not NaN): one block per
+// kept box gathers them in rank order and thread 0 sums them in f64 in the CPU's order (exact same sums);
+// the clusters are re-sorted by (label, keep order) and compacted (output grouped by label as the CPU).
+// Limits: n <= ND_NMS_MAX (the removed words of the scan live in shared memory); the mask takes
+// n * ceil(n/64) * 8 bytes of workspace (1.3 GB at n = 10^5): callers reduce candidates first (top-k).
+#include "detect_common.cuh"
+
+#define ND_SORT_TILE 1024
+#define ND_NMS_MAX_CB 2048
+#define ND_NMS_MAX (ND_NMS_MAX_CB * 64)
+
+typedef unsigned long long u64;
+
+struct NdNmsGeom {
+  int64_t n;
+  int64_t n_pad;  // sort length: a power of two >= max(n, ND_SORT_TILE)
+  int32_t cbn;    // ceil(n / 64)
+  int32_t wbc;    // 0: NMS, 1: WBC
+  float thr;
+  float score_thr;  // WBC: clusters with score > score_thr are emitted
+  // inputs
+  const float* boxes;     // [n, 6]
+  const float* scores;    // [n]
+  const int32_t* labels;  // [n] or null (NMS without classes)
+  const float* weights;   // [n] or null (NMS: rank by score * weight; WBC: required)
+  const float* n_exp;     // [n] WBC
+  // workspace
+  u64* keys;        // [n_pad]
+  float* sbox;      // [n, 6] boxes in rank order
+  float* svol;      // [n]
+  int32_t* slab;    // [n]
+  float* step;      // [1]
+  u64* mask;        // [n, cbn]
+  int32_t* ranks;   // [n] ranks of the kept boxes, in keep order
+  int32_t* owner;   // [n] WBC: rank of the kept box that removed rank r first (r itself when kept)
+  int32_t* nkept;   // [1]
+  float* rec_box;   // [n, 6] WBC cluster records by keep order
+  float* rec_score; // [n]
+  u64* keys2;       // [n_pad] WBC: (label, keep order) of emitted clusters
+  // outputs
+  int32_t* keep;      // [n] NMS: kept indices in keep order
+  int32_t* count;     // [1] NMS kept count / WBC cluster count
+  float* out_boxes;   // [n, 6] WBC
+  float* out_scores;  // [n]
+  int32_t* out_labels;  // [n]
+};
+
+static unsigned nd_grid(int64_t n, int threads) {
+  int64_t b = (n + threads - 1) / threads;
+  return (unsigned)(b < 65535 ? (b > 0 ? b : 1) : 65535);
+}
+
+// ---- bitonic sort of u64 keys (ascending), length a power of two >= ND_SORT_TILE ----
+__device__ __forceinline__ void nd_cmpswap(u64* s, int64_t i, int64_t l, bool asc) {
+  u64 a = s[i], b = s[l];
+  if ((a > b) == asc) {
+    s[i] = b;
+    s[l] = a;
+  }
+}
+
+// Sort each tile with the global direction rule (so tiles alternate and the global merge can follow);
+// `k_fixed` > 0: only the j < ND_SORT_TILE steps of stage k_fixed (the tail of a global merge).
+__global__ void __launch_bounds__(ND_SORT_TILE / 2) bitonic_tile_kernel(u64* keys, int64_t k_fixed) {
+  __shared__ u64 s[ND_SORT_TILE];
+  const int64_t base = (int64_t)blockIdx.x * ND_SORT_TILE;
+  for (int t = threadIdx.x; t < ND_SORT_TILE; t += blockDim.x) s[t] = keys[base + t];
+  __syncthreads();
+  for (int64_t k = k_fixed ? k_fixed : 2; k_fixed ? k == k_fixed : k <= ND_SORT_TILE; k <<= 1) {
+    for (int j = (int)(k_fixed ? ND_SORT_TILE / 2 : k >> 1); j > 0; j >>= 1) {
+      for (int t = threadIdx.x; t < ND_SORT_TILE / 2; t += blockDim.x) {
+        int i = 2 * j * (t / j) + (t % j);
+        nd_cmpswap(s, i, i + j, ((base + i) & k) == 0);
+      }
+      __syncthreads();
+    }
+  }
+  for (int t = threadIdx.x; t < ND_SORT_TILE; t += blockDim.x) keys[base + t] = s[t];
+}
+
+__global__ void bitonic_step_kernel(u64* keys, int64_t half, int64_t j, int64_t k) {
+  for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < half; t += (int64_t)gridDim.x * blockDim.x) {
+    int64_t i = 2 * j * (t / j) + (t % j);
+    nd_cmpswap(keys, i, i + j, (i & k) == 0);
+  }
+}
+
+static int nd_sort_u64(u64* keys, int64_t n_pad, void* stream) {
+  unsigned tiles = (unsigned)(n_pad / ND_SORT_TILE);
+  ND_LAUNCH(bitonic_tile_kernel, tiles, ND_SORT_TILE / 2, 0, stream, keys, (int64_t)0);
+  NDK_LAUNCHED();
+  for (int64_t k = 2 * ND_SORT_TILE; k <= n_pad; k <<= 1) {
+    for (int64_t j = k >> 1; j >= ND_SORT_TILE; j >>= 1) {
+      ND_LAUNCH(bitonic_step_kernel, nd_grid(n_pad / 2, 256), 256, 0, stream, keys, n_pad / 2, j, k);
+      NDK_LAUNCHED();
+    }
+    ND_LAUNCH(bitonic_tile_kernel, tiles, ND_SORT_TILE / 2, 0, stream, keys, k);
+    NDK_LAUNCHED();
+  }
+  return 0;
+}
+
+// ---- preparation ----
+// step = max coordinate + 1 (nnDetection batched_nms), one block.
+__global__ void __launch_bounds__(1024) label_step_kernel(NdNmsGeom g) {
+  __shared__ float red[1024];
+  float m = -INFINITY;
+  for (int64_t e = threadIdx.x; e < g.n * 6; e += blockDim.x) m = fmaxf(m, g.boxes[e]);
+  red[threadIdx.x] = m;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if ((int)threadIdx.x < s) red[threadIdx.x] = fmaxf(red[threadIdx.x], red[threadIdx.x + s]);
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) g.step[0] = red[0] + 1.0f;
+}
+
+__global__ void nms_keys_kernel(NdNmsGeom g) {
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < g.n_pad; i += (int64_t)gridDim.x * blockDim.x) {
+    u64 key = ND_U64_MAX;
+    if (i < g.n) {
+      float s = g.scores[i];
+      if (g.weights && !g.wbc) s = s * g.weights[i];
+      key = nd_desc_key(s, (uint32_t)i);
+    }
+    g.keys[i] = key;
+  }
+}
+
+__global__ void nms_gather_kernel(NdNmsGeom g) {
+  const bool shift = g.labels && !g.wbc;
+  for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < g.n; r += (int64_t)gridDim.x * blockDim.x) {
+    int64_t i = (int64_t)(g.keys[r] & 0xffffffffu);
+    float b[6];
+    float off = shift ? ND_FMUL((float)g.labels[i], g.step[0]) : 0.0f;
+#pragma unroll
+    for (int k = 0; k < 6; ++k) {
+      b[k] = g.boxes[i * 6 + k];
+      if (shift) b[k] += off;
+      g.sbox[r * 6 + k] = b[k];
+    }
+    g.svol[r] = nd_box_area(b);
+    g.slab[r] = g.labels ? g.labels[i] : 0;
+  }
+}
+
+// ---- the suppression mask: block (col tile, row tile), 64 threads, one row each ----
+__global__ void __launch_bounds__(64) nms_mask_kernel(NdNmsGeom g) {
+  const int rb = blockIdx.y, cb = blockIdx.x;
+  if (cb < rb) return;
+  __shared__ float cbox[64][6];
+  __shared__ float cvol[64];
+  __shared__ int clab[64];
+  const int t = threadIdx.x;
+  const int64_t jt = (int64_t)cb * 64 + t;
+  if (jt < g.n) {
+#pragma unroll
+    for (int k = 0; k < 6; ++k) cbox[t][k] = g.sbox[jt * 6 + k];
+    cvol[t] = g.svol[jt];
+    clab[t] = g.slab[jt];
+  }
+  __syncthreads();
+  const int64_t r = (int64_t)rb * 64 + t;
+  if (r >= g.n) return;
+  float rbox[6];
+#pragma unroll
+  for (int k = 0; k < 6; ++k) rbox[k] = g.sbox[r * 6 + k];
+  const float rv = g.svol[r];
+  const int rl = g.slab[r];
+  const int cols = (int)min((int64_t)64, g.n - (int64_t)cb * 64);
+  u64 bits = 0;
+  for (int c = cb == rb ? t + 1 : 0; c < cols; ++c) {
+    float v = nd_box_iou_v(rbox, cbox[c], rv, cvol[c]);
+    bool sup = !(v <= g.thr) && (!g.wbc || clab[c] == rl);
+    bits |= (u64)sup << c;
+  }
+  g.mask[r * g.cbn + cb] = bits;
+}
+
+// ---- the greedy scan, one block ----
+__global__ void __launch_bounds__(256) nms_scan_kernel(NdNmsGeom g) {
+  __shared__ u64 removed[ND_NMS_MAX_CB];
+  __shared__ u64 diag[64];
+  __shared__ u64 kept_bits;
+  __shared__ int nkeep;
+  for (int w = threadIdx.x; w < g.cbn; w += blockDim.x) removed[w] = 0;
+  if (g.wbc)
+    for (int64_t r = threadIdx.x; r < g.n; r += blockDim.x) g.owner[r] = -1;
+  if (threadIdx.x == 0) nkeep = 0;
+  __syncthreads();
+  for (int cb = 0; cb < g.cbn; ++cb) {
+    const int rows = (int)min((int64_t)64, g.n - (int64_t)cb * 64);
+    if (threadIdx.x < (unsigned)rows) diag[threadIdx.x] = g.mask[((int64_t)cb * 64 + threadIdx.x) * g.cbn + cb];
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      u64 w = removed[cb], kb = 0;
+      int nk = nkeep;
+      for (int j = 0; j < rows; ++j) {
+        if ((w >> j) & 1ull) continue;
+        const int r = cb * 64 + j;
+        kb |= 1ull << j;
+        g.ranks[nk] = r;
+        if (!g.wbc) g.keep[nk] = (int32_t)(g.keys[r] & 0xffffffffu);
+        ++nk;
+        u64 row = diag[j];
+        if (g.wbc) {
+          g.owner[r] = r;
+          for (u64 nb = row & ~w; nb; nb &= nb - 1) g.owner[cb * 64 + __ffsll((long long)nb) - 1] = r;
+        }
+        w |= row;
+      }
+      removed[cb] = w;
+      kept_bits = kb;
+      nkeep = nk;
+    }
+    __syncthreads();
+    const u64 kb0 = kept_bits;
+    for (int c = cb + 1 + threadIdx.x; c < g.cbn; c += blockDim.x) {
+      u64 w = removed[c];
+      for (u64 kb = kb0; kb; kb &= kb - 1) {
+        const int r = cb * 64 + __ffsll((long long)kb) - 1;
+        u64 row = g.mask[(int64_t)r * g.cbn + c];
+        if (g.wbc)
+          for (u64 nb = row & ~w; nb; nb &= nb - 1) g.owner[c * 64 + __ffsll((long long)nb) - 1] = r;
+        w |= row;
+      }
+      removed[c] = w;
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    if (g.wbc) g.nkept[0] = nkeep;
+    else g.count[0] = nkeep;
+  }
+}
+
+// ---- WBC: one block per kept box ----
+#define WBC_THREADS 128
+__global__ void __launch_bounds__(WBC_THREADS) wbc_cluster_kernel(NdNmsGeom g) {
+  __shared__ float la[WBC_THREADS], las[WBC_THREADS], lne[WBC_THREADS], lb[WBC_THREADS][6];
+  __shared__ int wc[WBC_THREADS / 32];
+  const int nk = g.nkept[0];
+  for (int64_t t = blockIdx.x; t < g.n; t += gridDim.x) {
+    if (t >= nk) {
+      if (threadIdx.x == 0) g.keys2[t] = ND_U64_MAX;
+      continue;
+    }
+    const int r = g.ranks[t];
+    float top[6];
+#pragma unroll
+    for (int k = 0; k < 6; ++k) top[k] = g.sbox[(int64_t)r * 6 + k];
+    const float vt = g.svol[r];
+    double sw = 0, sws = 0, nsum = 0, acc[6] = {0, 0, 0, 0, 0, 0};
+    int64_t cnt = 0;
+    for (int64_t base = r; base < g.n; base += blockDim.x) {
+      const int64_t j = base + threadIdx.x;
+      bool member = j < g.n && g.owner[j] == r;
+      float v = 0.0f, bj[6];
+      if (member) {
+#pragma unroll
+        for (int k = 0; k < 6; ++k) bj[k] = g.sbox[j * 6 + k];
+        v = nd_box_iou_v(top, bj, vt, g.svol[j]);
+        member = v > g.thr;
+      }
+      int total;
+      int pos = nd_block_rank(member, wc, &total);
+      if (member) {
+        int64_t i = (int64_t)(g.keys[j] & 0xffffffffu);
+        float a = v * g.weights[i];
+        la[pos] = a;
+        las[pos] = a * g.scores[i];
+        lne[pos] = g.n_exp[i];
+#pragma unroll
+        for (int k = 0; k < 6; ++k) lb[pos][k] = bj[k];
+      }
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        for (int q = 0; q < total; ++q) {
+          sw += (double)la[q];
+          sws += (double)las[q];
+          nsum += (double)lne[q];
+          ++cnt;
+#pragma unroll
+          for (int k = 0; k < 6; ++k) acc[k] += ND_DMUL((double)las[q], (double)lb[q][k]);
+        }
+      }
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+      u64 key = ND_U64_MAX;
+      if (cnt > 0) {
+        double n_expected = nsum / (double)cnt;
+        double missing = n_expected - (double)cnt;
+        if (missing < 0.0) missing = 0.0;
+        float score = (float)(sws / (sw + ND_DMUL(missing, sw / (double)cnt)));
+        g.rec_score[t] = score;
+#pragma unroll
+        for (int k = 0; k < 6; ++k) g.rec_box[t * 6 + k] = (float)(acc[k] / sws);
+        if (score > g.score_thr) key = ((u64)((uint32_t)g.slab[r] ^ 0x80000000u) << 32) | (u64)t;
+      }
+      g.keys2[t] = key;
+    }
+  }
+}
+
+__global__ void wbc_pad_kernel(NdNmsGeom g) {
+  for (int64_t i = g.n + (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < g.n_pad; i += (int64_t)gridDim.x * blockDim.x)
+    g.keys2[i] = ND_U64_MAX;
+}
+
+// Emitted clusters sorted by (label, keep order) -> outputs; count = number of emitted keys.
+__global__ void wbc_out_kernel(NdNmsGeom g) {
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < g.n; i += (int64_t)gridDim.x * blockDim.x) {
+    u64 key = g.keys2[i];
+    if (i == 0 && key == ND_U64_MAX) g.count[0] = 0;
+    if (key == ND_U64_MAX) continue;
+    if (i + 1 == g.n || g.keys2[i + 1] == ND_U64_MAX) g.count[0] = (int32_t)(i + 1);
+    int64_t t = (int64_t)(key & 0xffffffffu);
+#pragma unroll
+    for (int k = 0; k < 6; ++k) g.out_boxes[i * 6 + k] = g.rec_box[t * 6 + k];
+    g.out_scores[i] = g.rec_score[t];
+    g.out_labels[i] = (int32_t)((uint32_t)(key >> 32) ^ 0x80000000u);
+  }
+}
+
+__global__ void zero_count_kernel(int32_t* count) { count[0] = 0; }
+
+static int nd_nms_common(const NdNmsGeom& g, void* stream) {
+  if (g.labels && !g.wbc) {
+    ND_LAUNCH(label_step_kernel, 1, 1024, 0, stream, g);
+    NDK_LAUNCHED();
+  }
+  ND_LAUNCH(nms_keys_kernel, nd_grid(g.n_pad, 256), 256, 0, stream, g);
+  NDK_LAUNCHED();
+  int e = nd_sort_u64(g.keys, g.n_pad, stream);
+  if (e) return e;
+  ND_LAUNCH(nms_gather_kernel, nd_grid(g.n, 256), 256, 0, stream, g);
+  NDK_LAUNCHED();
+  ND_LAUNCH(nms_mask_kernel, dim3(g.cbn, g.cbn), 64, 0, stream, g);
+  NDK_LAUNCHED();
+  ND_LAUNCH(nms_scan_kernel, 1, 256, 0, stream, g);
+  NDK_LAUNCHED();
+  return 0;
+}
+
+// NMS (wbc = 0): keep[0..count) = kept indices in keep order. The Rust wrapper checks n <= ND_NMS_MAX.
+NDK_EXPORT int NDK(det_nms)(const NdNmsGeom* p, void* stream) {
+  NdNmsGeom g = *p;
+  g.wbc = 0;
+  if (g.n == 0) {
+    ND_LAUNCH(zero_count_kernel, 1, 1, 0, stream, g.count);
+    NDK_LAUNCHED();
+    return 0;
+  }
+  return nd_nms_common(g, stream);
+}
+
+NDK_EXPORT int NDK(det_wbc)(const NdNmsGeom* p, void* stream) {
+  NdNmsGeom g = *p;
+  g.wbc = 1;
+  if (g.n == 0) {
+    ND_LAUNCH(zero_count_kernel, 1, 1, 0, stream, g.count);
+    NDK_LAUNCHED();
+    return 0;
+  }
+  int e = nd_nms_common(g, stream);
+  if (e) return e;
+  ND_LAUNCH(wbc_cluster_kernel, nd_grid(g.n, 1), WBC_THREADS, 0, stream, g);
+  NDK_LAUNCHED();
+  ND_LAUNCH(wbc_pad_kernel, nd_grid(g.n_pad - g.n, 256), 256, 0, stream, g);
+  NDK_LAUNCHED();
+  e = nd_sort_u64(g.keys2, g.n_pad, stream);
+  if (e) return e;
+  ND_LAUNCH(wbc_out_kernel, nd_grid(g.n, 256), 256, 0, stream, g);
+  NDK_LAUNCHED();
+  return 0;
+}
