@@ -35,6 +35,7 @@ struct NdAtssGeom {
   float* cand_iou;       // workspace [G, k_total]
   float* best;           // workspace [A]
 };
+static_assert(sizeof(NdAtssGeom) == 240, "layout shared with crates/nndet-core/src/cuda/detect.rs");
 
 __device__ __forceinline__ uint32_t nd_anchor_dist_bits(const float* __restrict__ anchors, int64_t i, const float gc[3]) {
   float a[6];

@@ -14,6 +14,7 @@ struct NdPairGeom {
   int32_t kind;  // 0 IoU, 1 GIoU, 2 centre distance
   float eps;     // GIoU eps on the enclosing volume
 };
+static_assert(sizeof(NdPairGeom) == 24, "layout shared with crates/nndet-core/src/cuda/detect.rs");
 
 #define PAIR_TX 32
 #define PAIR_TY 8
@@ -131,6 +132,7 @@ struct NdClipGeom {
   int64_t n;
   float shape[3];
 };
+static_assert(sizeof(NdClipGeom) == 24, "layout shared with crates/nndet-core/src/cuda/detect.rs");
 
 // clip_boxes_to_image in place, one thread per coordinate (coalesced): x to [0, s0], y to [0, s1], z to [0, s2].
 __global__ void clip_kernel(float* __restrict__ b, NdClipGeom g) {
@@ -165,6 +167,7 @@ struct NdAnchorGeom {
   float sizes[ND_MAX_SIZES];
   NdAnchorLevel lv[ND_MAX_LEVELS];
 };
+static_assert(sizeof(NdAnchorGeom) == 776, "layout shared with crates/nndet-core/src/cuda/detect.rs");
 
 // One thread per output float of one level (coalesced stores): shift(position) + cell(anchor).
 __global__ void anchors_kernel(float* __restrict__ out, NdAnchorGeom g, int l) {
@@ -212,6 +215,7 @@ struct NdCoderGeom {
   float w[6];  // (wx, wy, ww, wh, wz, wd)
   float clip;  // decode: upper clamp of dw/ww (log(1000/16) by default)
 };
+static_assert(sizeof(NdCoderGeom) == 40, "layout shared with crates/nndet-core/src/cuda/detect.rs");
 
 // Box columns (lo, hi) of axis ax and the delta slots (centre, size).
 __device__ __forceinline__ void nd_axis_cols(int ax, int& lo, int& hi, int& dc, int& ds) {

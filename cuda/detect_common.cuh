@@ -116,3 +116,30 @@ __device__ __forceinline__ int nd_block_rank(bool pred, int* warp_counts, int* t
   __syncthreads();
   return before + __popc(bal & ((1u << lane) - 1u));
 }
+
+// Deterministic block sum (fixed shuffle tree, then the warps' totals in order); the result is valid in
+// thread 0. Every thread must call; `scratch` is shared memory of 32 floats.
+__device__ __forceinline__ float nd_block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+  __syncthreads();
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  if (lane == 0) scratch[w] = v;
+  __syncthreads();
+  if (w == 0) {
+    v = lane < nw ? scratch[lane] : 0.0f;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  }
+  return v;
+}
+
+// Numerically stable logistic function.
+__device__ __forceinline__ float nd_sigmoid(float x) {
+  if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+  float e = expf(x);
+  return e / (1.0f + e);
+}
+
+// log(1 + e^x) without overflow.
+__device__ __forceinline__ float nd_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }

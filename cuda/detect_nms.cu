@@ -55,6 +55,7 @@ struct NdNmsGeom {
   float* out_scores;  // [n]
   int32_t* out_labels;  // [n]
 };
+static_assert(sizeof(NdNmsGeom) == 208, "layout shared with crates/nndet-core/src/cuda/detect.rs");
 
 static unsigned nd_grid(int64_t n, int threads) {
   int64_t b = (n + threads - 1) / threads;
