@@ -14,6 +14,8 @@
 #pragma once
 #include <stdint.h>
 
+#include <algorithm>
+
 #ifdef ND_EMU
 #include "emu/emu.h"
 #define NDK(name) ndke_##name
@@ -53,10 +55,10 @@
 // ---- bf16 storage: raw 16-bit words (the top half of an IEEE float), fp32 arithmetic ----
 typedef uint16_t nd_bf16;
 
-ND_HD static inline float nd_bf2f(nd_bf16 h) { return __uint_as_float((uint32_t)h << 16); }
+__device__ static inline float nd_bf2f(nd_bf16 h) { return __uint_as_float((uint32_t)h << 16); }
 
 // Round to nearest even, as __float2bfloat16_rn and torch do; NaN stays a (quiet) NaN.
-ND_HD static inline nd_bf16 nd_f2bf(float f) {
+__device__ static inline nd_bf16 nd_f2bf(float f) {
   uint32_t u = __float_as_uint(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (nd_bf16)((u >> 16) | 0x40u);
   u += 0x7fffu + ((u >> 16) & 1u);

@@ -1,5 +1,5 @@
 // CUDA runtime basics for the Rust core: device count and properties, device memory, copies, sync.
-// Mirrors crates/nndet-core/src/cuda/mod.rs (declarations) — keep both in step.
+// GPU build only; emu/runtime.cpp is the emulator's counterpart. Declared in crates/nndet-core/src/cuda/mod.rs.
 #include "common.cuh"
 #include <string.h>
 
@@ -56,17 +56,3 @@ NDK_EXPORT int ndk_memcpy_d2d(void* dst, const void* src, uint64_t bytes) {
 NDK_EXPORT int ndk_memset(void* dst, int value, uint64_t bytes) { return (int)cudaMemset(dst, value, bytes); }
 
 NDK_EXPORT int ndk_synchronize() { return (int)cudaDeviceSynchronize(); }
-
-// A kernel, so the smoke test proves code for this GPU's architecture is in the binary: y = a*x + y.
-__global__ void ndk_saxpy_kernel(float a, const float* x, float* y, uint64_t n) {
-  uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) y[i] = a * x[i] + y[i];
-}
-
-NDK_EXPORT int ndk_saxpy(float a, const float* x, float* y, uint64_t n) {
-  if (n == 0) return 0;
-  unsigned blocks = (unsigned)((n + 255) / 256);
-  ndk_saxpy_kernel<<<blocks, 256>>>(a, x, y, n);
-  NDK_LAUNCHED();
-  return 0;
-}

@@ -1,7 +1,11 @@
-//! The CUDA backend as the rest of the core sees it: safe functions over the `ndk_*` launchers of
-//! `cuda/*.cu`. Built with nvcc (cfg `nd_cuda`) they call the GPU; in the stub build every function returns
-//! `Status::NoCuda`. Device buffers are handles (device addresses as u64) registered in a table, so a copy out
-//! of bounds, a free of an unknown handle or a double free is an error, not a crash.
+//! The device backends as the rest of the core sees them. `Backend::Cuda`: the `ndk_*` launchers of
+//! `cuda/*.cu` built by nvcc (cfg `nd_cuda`; in the stub build every call answers `Status::NoCuda`).
+//! `Backend::Emu`: the same kernel sources built for the CPU emulator (`cuda/emu/`, launchers `ndke_*`),
+//! always present: the tests run every kernel through it, and through the GPU where there is one
+//! (`test_backends`). Device buffers are addresses (u64) registered in one table with their size and
+//! backend, so a copy out of bounds, an argument outside any live allocation, a pointer of the other backend,
+//! a free of an unknown handle or a double free is an error, not a crash (`span`).
+//! Kernel families declare their launchers with `launchers!` (launch.rs) in their own files.
 
 #![cfg_attr(not(nd_cuda), allow(unused_variables))]
 
@@ -21,9 +25,29 @@ pub struct DeviceProps {
 
 pub const HAS_CUDA: bool = cfg!(nd_cuda);
 
+#[macro_use]
+pub mod launch;
+pub mod selftest;
+
+/// Where kernels run: the GPU, or the CPU emulator of the same kernel sources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Cuda,
+    Emu,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cuda => "cuda",
+            Backend::Emu => "emu",
+        }
+    }
+}
+
 #[cfg(nd_cuda)]
 mod ffi {
-    use std::os::raw::{c_char, c_int, c_void};
+    use std::os::raw::{c_char, c_int};
     extern "C" {
         pub fn ndk_error_string(code: c_int) -> *const c_char;
         pub fn ndk_runtime_version(out: *mut c_int) -> c_int;
@@ -39,16 +63,64 @@ mod ffi {
         ) -> c_int;
         pub fn ndk_mem_info(free_b: *mut u64, total_b: *mut u64) -> c_int;
         pub fn ndk_set_device(dev: c_int) -> c_int;
-        pub fn ndk_malloc(out: *mut *mut c_void, bytes: u64) -> c_int;
-        pub fn ndk_free(p: *mut c_void) -> c_int;
-        pub fn ndk_memcpy_h2d(dst: *mut c_void, src: *const c_void, bytes: u64) -> c_int;
-        pub fn ndk_memcpy_d2h(dst: *mut c_void, src: *const c_void, bytes: u64) -> c_int;
-        pub fn ndk_synchronize() -> c_int;
-        pub fn ndk_saxpy(a: f32, x: *const f32, y: *mut f32, n: u64) -> c_int;
     }
 }
 
-/// Turn a launcher's return code into a Result whose message names the operation.
+mod emu_ffi {
+    use std::os::raw::{c_char, c_int};
+    extern "C" {
+        pub fn ndke_error_string(code: c_int) -> *const c_char;
+    }
+}
+
+use std::os::raw::{c_int, c_void};
+
+launchers! {
+    /// Memory and synchronisation (cuda/runtime.cu, cuda/emu/runtime.cpp).
+    pub struct Runtime {
+        fn malloc(out: *mut *mut c_void, bytes: u64);
+        fn free(p: *mut c_void);
+        fn memcpy_h2d(dst: *mut c_void, src: *const c_void, bytes: u64);
+        fn memcpy_d2h(dst: *mut c_void, src: *const c_void, bytes: u64);
+        fn memcpy_d2d(dst: *mut c_void, src: *const c_void, bytes: u64);
+        fn memset(dst: *mut c_void, value: c_int, bytes: u64);
+        fn synchronize();
+    }
+}
+
+launchers! {
+    /// The smoke kernel (cuda/smoke.cu).
+    pub struct SmokeKernels {
+        fn saxpy(a: f32, x: *const f32, y: *mut f32, n: u64, stream: *mut c_void);
+    }
+}
+
+/// The runtime's (or the emulator's) text for an error code.
+pub fn error_text(b: Backend, code: i32) -> String {
+    let p = match b {
+        Backend::Emu => unsafe { emu_ffi::ndke_error_string(code) },
+        #[cfg(nd_cuda)]
+        Backend::Cuda => unsafe { ffi::ndk_error_string(code) },
+        #[cfg(not(nd_cuda))]
+        Backend::Cuda => return "built without CUDA".to_string(),
+    };
+    // SAFETY: both return a NUL-terminated string that lives until the next call on this thread.
+    unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// Turn a launcher's return code into a Result whose message names the operation and the backend.
+pub fn call(b: Backend, code: i32, what: &str) -> NdResult<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    Err(NdError::new(Status::Cuda, format!("{what} ({}): {} (cuda error {code})", b.name(), error_text(b, code))))
+}
+
+pub fn no_cuda_error() -> NdError {
+    NdError::new(Status::NoCuda, "this nndet library was built without CUDA (no nvcc at build time, or NDET_CUDA=0)")
+}
+
+/// Turn a CUDA runtime return code into a Result whose message names the operation.
 #[cfg(nd_cuda)]
 fn cu(code: i32, what: &str) -> NdResult<()> {
     if code == 0 {
@@ -61,7 +133,7 @@ fn cu(code: i32, what: &str) -> NdResult<()> {
 
 #[cfg(not(nd_cuda))]
 fn no_cuda<T>() -> NdResult<T> {
-    Err(NdError::new(Status::NoCuda, "this nndet library was built without CUDA (no nvcc at build time, or NDET_CUDA=0)"))
+    Err(no_cuda_error())
 }
 
 /// Run a body only in the CUDA build; the stub build answers NoCuda.
@@ -126,17 +198,38 @@ pub fn set_device(dev: i32) -> NdResult<()> {
     with_cuda!({ cu(unsafe { ffi::ndk_set_device(dev) }, "cudaSetDevice") })
 }
 
-/// Live device allocations: handle -> size in bytes.
-#[cfg_attr(not(nd_cuda), allow(dead_code))]
-static ALLOCS: Mutex<BTreeMap<u64, u64>> = Mutex::new(BTreeMap::new());
+/// Live device allocations of both backends: address -> (size in bytes, backend).
+static ALLOCS: Mutex<BTreeMap<u64, (u64, Backend)>> = Mutex::new(BTreeMap::new());
 
-/// Check that [handle+offset, +bytes) lies inside one live allocation made by `malloc`.
-#[cfg_attr(not(nd_cuda), allow(dead_code))]
-fn check_range(handle: u64, offset: u64, bytes: u64) -> NdResult<()> {
+/// Check that [addr, addr+bytes) lies inside one live allocation of backend `b` (an address may point into
+/// the middle of one, e.g. an arena); `what` names the argument in the error.
+pub fn span(b: Backend, addr: u64, bytes: u64, what: &str) -> NdResult<()> {
     let table = ALLOCS.lock().unwrap_or_else(|p| p.into_inner());
-    let size = *table
-        .get(&handle)
-        .ok_or_else(|| NdError::invalid(format!("device handle {handle:#x} is not a live nndet allocation")))?;
+    let Some((&start, &(size, owner))) = table.range(..=addr).next_back() else {
+        return Err(NdError::invalid(format!("{what}: address {addr:#x} is not in a live nndet device allocation")));
+    };
+    let end = addr.checked_add(bytes).ok_or_else(|| NdError::invalid(format!("{what}: address + bytes overflows")))?;
+    if addr >= start + size.max(1) {
+        return Err(NdError::invalid(format!("{what}: address {addr:#x} is not in a live nndet device allocation")));
+    }
+    if owner != b {
+        return Err(NdError::invalid(format!("{what}: a {} buffer passed to the {} backend", owner.name(), b.name())));
+    }
+    if end > start + size {
+        return Err(NdError::new(
+            Status::BufferSize,
+            format!("{what}: {bytes} bytes at offset {} exceed the device buffer of {size} bytes", addr - start),
+        ));
+    }
+    Ok(())
+}
+
+/// Check that `handle` is the start of a live allocation and [offset, +bytes) lies inside it.
+fn check_range(b: Backend, handle: u64, offset: u64, bytes: u64) -> NdResult<()> {
+    let size = match ALLOCS.lock().unwrap_or_else(|p| p.into_inner()).get(&handle) {
+        Some(&(size, owner)) if owner == b => size,
+        _ => return Err(NdError::invalid(format!("device handle {handle:#x} is not a live nndet allocation"))),
+    };
     let end = offset.checked_add(bytes).ok_or_else(|| NdError::invalid("offset + bytes overflows"))?;
     if end > size {
         return Err(NdError::new(
@@ -147,53 +240,163 @@ fn check_range(handle: u64, offset: u64, bytes: u64) -> NdResult<()> {
     Ok(())
 }
 
+pub fn malloc_on(b: Backend, bytes: u64) -> NdResult<u64> {
+    let k = Runtime::of(b)?;
+    let mut p: *mut c_void = std::ptr::null_mut();
+    call(b, unsafe { (k.malloc)(&mut p, bytes.max(1)) }, "malloc")?;
+    let h = p as u64;
+    ALLOCS.lock().unwrap_or_else(|p| p.into_inner()).insert(h, (bytes, b));
+    Ok(h)
+}
+
+pub fn free_on(b: Backend, handle: u64) -> NdResult<()> {
+    let k = Runtime::of(b)?;
+    let known = {
+        let mut t = ALLOCS.lock().unwrap_or_else(|p| p.into_inner());
+        match t.get(&handle) {
+            Some(&(_, owner)) if owner == b => t.remove(&handle).is_some(),
+            _ => false,
+        }
+    };
+    if !known {
+        return Err(NdError::invalid(format!("device handle {handle:#x} is not a live allocation (double free?)")));
+    }
+    call(b, unsafe { (k.free)(handle as *mut c_void) }, "free")
+}
+
+pub fn upload_on(b: Backend, handle: u64, offset: u64, src: &[u8]) -> NdResult<()> {
+    let k = Runtime::of(b)?;
+    check_range(b, handle, offset, src.len() as u64)?;
+    let dst = (handle + offset) as *mut c_void;
+    call(b, unsafe { (k.memcpy_h2d)(dst, src.as_ptr() as *const c_void, src.len() as u64) }, "memcpy H2D")
+}
+
+pub fn download_on(b: Backend, handle: u64, offset: u64, dst: &mut [u8]) -> NdResult<()> {
+    let k = Runtime::of(b)?;
+    check_range(b, handle, offset, dst.len() as u64)?;
+    let src = (handle + offset) as *const c_void;
+    call(b, unsafe { (k.memcpy_d2h)(dst.as_mut_ptr() as *mut c_void, src, dst.len() as u64) }, "memcpy D2H")
+}
+
+/// Fill [addr, +bytes) (inside a live allocation) with the byte `value`.
+pub fn memset_on(b: Backend, addr: u64, value: u8, bytes: u64) -> NdResult<()> {
+    let k = Runtime::of(b)?;
+    span(b, addr, bytes, "memset")?;
+    call(b, unsafe { (k.memset)(addr as *mut c_void, value as c_int, bytes) }, "memset")
+}
+
+/// Copy between two ranges of live device allocations of `b`.
+pub fn copy_on(b: Backend, dst: u64, src: u64, bytes: u64) -> NdResult<()> {
+    let k = Runtime::of(b)?;
+    span(b, dst, bytes, "copy dst")?;
+    span(b, src, bytes, "copy src")?;
+    call(b, unsafe { (k.memcpy_d2d)(dst as *mut c_void, src as *const c_void, bytes) }, "memcpy D2D")
+}
+
+/// Wait for the device; reports the first launch error, if any.
+pub fn sync(b: Backend) -> NdResult<()> {
+    let k = Runtime::of(b)?;
+    call(b, unsafe { (k.synchronize)() }, "synchronize")
+}
+
 pub fn malloc(bytes: u64) -> NdResult<u64> {
-    with_cuda!({
-        let mut p: *mut std::os::raw::c_void = std::ptr::null_mut();
-        cu(unsafe { ffi::ndk_malloc(&mut p, bytes.max(1)) }, "cudaMalloc")?;
-        let h = p as u64;
-        ALLOCS.lock().unwrap_or_else(|p| p.into_inner()).insert(h, bytes);
-        Ok(h)
-    })
+    malloc_on(Backend::Cuda, bytes)
 }
 
 pub fn free(handle: u64) -> NdResult<()> {
-    with_cuda!({
-        let known = ALLOCS.lock().unwrap_or_else(|p| p.into_inner()).remove(&handle).is_some();
-        if !known {
-            return Err(NdError::invalid(format!("device handle {handle:#x} is not a live allocation (double free?)")));
-        }
-        cu(unsafe { ffi::ndk_free(handle as *mut _) }, "cudaFree")
-    })
+    free_on(Backend::Cuda, handle)
 }
 
 pub fn upload(handle: u64, offset: u64, src: &[u8]) -> NdResult<()> {
-    with_cuda!({
-        check_range(handle, offset, src.len() as u64)?;
-        let dst = (handle + offset) as *mut std::os::raw::c_void;
-        cu(unsafe { ffi::ndk_memcpy_h2d(dst, src.as_ptr() as *const _, src.len() as u64) }, "cudaMemcpy H2D")
-    })
+    upload_on(Backend::Cuda, handle, offset, src)
 }
 
 pub fn download(handle: u64, offset: u64, dst: &mut [u8]) -> NdResult<()> {
-    with_cuda!({
-        check_range(handle, offset, dst.len() as u64)?;
-        let src = (handle + offset) as *const std::os::raw::c_void;
-        cu(unsafe { ffi::ndk_memcpy_d2h(dst.as_mut_ptr() as *mut _, src, dst.len() as u64) }, "cudaMemcpy D2H")
-    })
+    download_on(Backend::Cuda, handle, offset, dst)
 }
 
 pub fn synchronize() -> NdResult<()> {
-    with_cuda!({ cu(unsafe { ffi::ndk_synchronize() }, "cudaDeviceSynchronize") })
+    sync(Backend::Cuda)
 }
 
-/// y = a*x + y over n f32 elements of two device buffers (the GPU smoke kernel).
+/// y = a*x + y over n f32 elements of two device buffers (the smoke kernel).
+pub fn saxpy_on(b: Backend, a: f32, x: u64, y: u64, n: u64) -> NdResult<()> {
+    let k = SmokeKernels::of(b)?;
+    span(b, x, n.saturating_mul(4), "x")?;
+    span(b, y, n.saturating_mul(4), "y")?;
+    call(b, unsafe { (k.saxpy)(a, x as *const f32, y as *mut f32, n, std::ptr::null_mut()) }, "saxpy")
+}
+
 pub fn saxpy(a: f32, x: u64, y: u64, n: u64) -> NdResult<()> {
-    with_cuda!({
-        check_range(x, 0, n.saturating_mul(4))?;
-        check_range(y, 0, n.saturating_mul(4))?;
-        cu(unsafe { ffi::ndk_saxpy(a, x as *const f32, y as *mut f32, n) }, "saxpy")
-    })
+    saxpy_on(Backend::Cuda, a, x, y, n)
+}
+
+/// An owned device allocation (freed on drop), for tests and host-side staging.
+pub struct DevBuf {
+    b: Backend,
+    ptr: u64,
+    bytes: usize,
+}
+
+impl DevBuf {
+    pub fn zeroed(b: Backend, bytes: usize) -> NdResult<DevBuf> {
+        let ptr = malloc_on(b, bytes as u64)?;
+        let d = DevBuf { b, ptr, bytes };
+        memset_on(b, ptr, 0, bytes as u64)?;
+        Ok(d)
+    }
+
+    /// A buffer holding a copy of `s` (plain numeric element types).
+    pub fn from_slice<T: Copy>(b: Backend, s: &[T]) -> NdResult<DevBuf> {
+        let bytes = std::mem::size_of_val(s);
+        let ptr = malloc_on(b, bytes as u64)?;
+        let d = DevBuf { b, ptr, bytes };
+        // SAFETY: viewing initialised plain data as bytes.
+        upload_on(b, ptr, 0, unsafe { std::slice::from_raw_parts(s.as_ptr() as *const u8, bytes) })?;
+        Ok(d)
+    }
+
+    /// The contents as elements of T (plain numeric types), after waiting for the device.
+    pub fn to_vec<T: Copy>(&self) -> NdResult<Vec<T>> {
+        sync(self.b)?;
+        let n = self.bytes / std::mem::size_of::<T>();
+        let mut v: Vec<T> = Vec::with_capacity(n);
+        // SAFETY: the bytes are fully written by the download before set_len; T is plain data.
+        unsafe {
+            download_on(self.b, self.ptr, 0, std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, n * std::mem::size_of::<T>()))?;
+            v.set_len(n);
+        }
+        Ok(v)
+    }
+
+    pub fn ptr(&self) -> u64 {
+        self.ptr
+    }
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+    pub fn backend(&self) -> Backend {
+        self.b
+    }
+}
+
+impl Drop for DevBuf {
+    fn drop(&mut self) {
+        let _ = free_on(self.b, self.ptr);
+    }
+}
+
+/// The backends the tests run kernels on: the emulator always, and the GPU when a device exists.
+/// With ND_REQUIRE_CUDA=1 (scripts/gpu-check.sh) a missing GPU is a failure.
+pub fn test_backends() -> Vec<Backend> {
+    let mut v = vec![Backend::Emu];
+    let n = device_count().unwrap_or(0);
+    if n > 0 {
+        v.push(Backend::Cuda);
+    } else if std::env::var("ND_REQUIRE_CUDA").as_deref() == Ok("1") {
+        panic!("ND_REQUIRE_CUDA=1 but no CUDA device: {:?}", device_count());
+    }
+    v
 }
 
 #[cfg(test)]
@@ -224,6 +427,34 @@ mod tests {
         } else {
             assert_eq!(e.status, Status::NoCuda);
         }
+    }
+
+    #[test]
+    fn saxpy_on_every_backend_and_span_checks() {
+        for b in test_backends() {
+            let x: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+            let dx = DevBuf::from_slice(b, &x).unwrap();
+            let dy = DevBuf::from_slice(b, &vec![1.0f32; 1000]).unwrap();
+            // a range in the middle of an allocation, as an arena slot
+            saxpy_on(b, 2.0, dx.ptr() + 400, dy.ptr() + 400, 500).unwrap();
+            let y = dy.to_vec::<f32>().unwrap();
+            for (i, v) in y.iter().enumerate() {
+                let want = if (100..600).contains(&i) { 2.0 * i as f32 + 1.0 } else { 1.0 };
+                assert_eq!(*v, want, "{b:?} element {i}");
+            }
+            let e = saxpy_on(b, 1.0, dx.ptr() + 400, dy.ptr(), 901).unwrap_err();
+            assert_eq!(e.status, Status::BufferSize, "{e}");
+            assert!(e.message.starts_with("x:"), "{e}");
+            let e = saxpy_on(b, 1.0, 0x10, dy.ptr(), 1).unwrap_err();
+            assert!(e.message.contains("not in a live nndet device allocation"), "{e}");
+            let other = if b == Backend::Emu { Backend::Cuda } else { Backend::Emu };
+            let e = saxpy_on(other, 1.0, dx.ptr(), dy.ptr(), 1).unwrap_err();
+            assert!(matches!(e.status, Status::InvalidArgument | Status::NoCuda), "{e}");
+        }
+        let d = DevBuf::zeroed(Backend::Emu, 64).unwrap();
+        let h = d.ptr();
+        drop(d);
+        assert!(free_on(Backend::Emu, h).unwrap_err().message.contains("double free"));
     }
 
     #[test]

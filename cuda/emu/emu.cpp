@@ -1,0 +1,559 @@
+// The CUDA emulator's scheduler and collectives (see emu.h for the model and what is checked).
+//
+// Scheduling: per block, warp by warp: every runnable lane of a warp runs until it finishes or waits at a
+// barrier; when all live lanes of the warp wait at a warp collective they are released and the warp goes
+// on; when it stops at __syncthreads (or finishes) the next warp runs. When every live thread of the block
+// waits at __syncthreads they are all released. Anything else is a deadlock (reported, not hung).
+// Warp collectives exchange through two banks of per-warp scratch used alternately, so one barrier each
+// suffices: a lane cannot deposit into a bank again before every lane has read it (it would have to pass
+// the next collective's barrier first).
+#include "emu.h"
+
+#include <sys/mman.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#if !defined(__x86_64__)
+#include <ucontext.h>
+#endif
+
+namespace nd_emu {
+
+thread_local uint3 t_tid;
+thread_local uint3 t_bid;
+thread_local dim3 t_bdim;
+thread_local dim3 t_gdim;
+
+namespace {
+
+constexpr size_t kStack = 256 * 1024;
+constexpr size_t kSmemMax = 166912;  // sm_80's opt-in maximum per block (sm_90 allows more)
+constexpr size_t kSmemDefault = 48 * 1024;
+
+enum State { RUN, WAIT_WARP, WAIT_BLOCK, DONE };
+
+struct Pending {
+  unsigned char* dst;
+  unsigned char data[16];
+  uint64_t group;
+};
+
+struct Fiber {
+  void* sp = nullptr;
+  unsigned char* stack = nullptr;
+  uint3 tid{0, 0, 0};
+  int lane = 0, warp = 0;
+  State state = DONE;
+  uint64_t coll = 0;  // collectives passed (same sequence on every lane of a warp)
+  std::vector<Pending> pending;
+  uint64_t committed = 0;  // cp.async groups committed so far
+#if !defined(__x86_64__)
+  ucontext_t uc;
+#endif
+};
+
+struct Bank {
+  uint64_t round = ~0ull;
+  uint64_t slot[32];
+  const unsigned char* addr[32];
+  uint32_t a[32][4];
+  uint32_t b[32][2];
+  float d[32][4];
+  bool mma_done = false;
+  float out[16][8];
+};
+
+struct Warp {
+  Bank bank[2];
+  int lanes = 0;
+};
+
+struct Exec {
+  std::vector<Fiber> fibers;
+  std::vector<Warp> warps;
+  void* sched_sp = nullptr;
+#if !defined(__x86_64__)
+  ucontext_t sched_uc;
+#endif
+  Fiber* cur = nullptr;
+  void (*thunk)(void*) = nullptr;
+  void* ctx = nullptr;
+  bool failed = false;
+  std::string msg;
+  std::vector<unsigned char> smem;
+  int block_count_acc = 0;
+  int block_count_result = 0;
+};
+
+thread_local Exec* g_exec = nullptr;
+thread_local cudaError_t g_error = cudaSuccess;
+thread_local std::string g_error_msg;
+std::mutex g_limits_mu;
+std::map<const void*, int> g_limits;
+
+#if defined(__x86_64__)
+// nd_emu_switch(void** save_sp, void* to_sp): save callee-saved registers, MXCSR and the x87 control word
+// on this stack, store the stack pointer in *save_sp, switch to to_sp and restore from there.
+extern "C" void nd_emu_switch(void** save, void* to);
+asm(R"(
+.text
+.p2align 4
+.globl nd_emu_switch
+.hidden nd_emu_switch
+.type nd_emu_switch,@function
+nd_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+.size nd_emu_switch, .-nd_emu_switch
+)");
+#endif
+
+[[noreturn]] void fiber_main();
+
+#if defined(__x86_64__)
+extern "C" void nd_emu_entry() { fiber_main(); }
+#endif
+
+void to_sched(Fiber* f) {
+#if defined(__x86_64__)
+  nd_emu_switch(&f->sp, g_exec->sched_sp);
+#else
+  swapcontext(&f->uc, &g_exec->sched_uc);
+#endif
+}
+
+void to_fiber(Fiber* f) {
+  Exec* e = g_exec;
+  e->cur = f;
+  t_tid = f->tid;
+#if defined(__x86_64__)
+  nd_emu_switch(&e->sched_sp, f->sp);
+#else
+  swapcontext(&e->sched_uc, &f->uc);
+#endif
+  e->cur = nullptr;
+}
+
+[[noreturn]] void fiber_main() {
+  Exec* e = g_exec;
+  e->thunk(e->ctx);
+  Fiber* f = e->cur;
+  f->state = DONE;
+  to_sched(f);
+  std::abort();  // a finished fiber is never resumed
+}
+
+void init_fiber(Fiber& f) {
+  if (!f.stack) {
+    void* m = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) fail("cannot map a fiber stack");
+    mprotect(m, 4096, PROT_NONE);  // guard page: a stack overflow faults instead of corrupting
+    f.stack = static_cast<unsigned char*>(m);
+  }
+#if defined(__x86_64__)
+  // Initial frame, as nd_emu_switch expects to pop it: [mxcsr|fpucw] r15 r14 r13 r12 rbx rbp, then the
+  // "return address" nd_emu_entry (16-byte aligned slot, so the entry sees rsp = 8 mod 16 as after a call).
+  uint64_t* top = reinterpret_cast<uint64_t*>(f.stack + kStack);
+  top -= 2;
+  top[0] = reinterpret_cast<uint64_t>(&nd_emu_entry);
+  top[1] = 0;
+  uint64_t* sp = top - 7;
+  for (int i = 1; i < 7; i++) sp[i] = 0;
+  uint32_t csr[2];
+  asm volatile("stmxcsr %0" : "=m"(csr[0]));
+  asm volatile("fnstcw %0" : "=m"(csr[1]));
+  std::memcpy(&sp[0], csr, 8);
+  f.sp = sp;
+#else
+  getcontext(&f.uc);
+  f.uc.uc_stack.ss_sp = f.stack + 4096;
+  f.uc.uc_stack.ss_size = kStack - 4096;
+  f.uc.uc_link = nullptr;
+  makecontext(&f.uc, (void (*)())fiber_main, 0);
+#endif
+  f.state = RUN;
+  f.coll = 0;
+  f.pending.clear();
+  f.committed = 0;
+}
+
+Fiber* self() {
+  Exec* e = g_exec;
+  if (!e || !e->cur) {
+    std::fprintf(stderr, "nd_emu: a device built-in was called outside a kernel\n");
+    std::abort();
+  }
+  return e->cur;
+}
+
+// Wait at the warp barrier; returns the bank of this collective.
+Bank& warp_arrive(Fiber* f) {
+  Warp& w = g_exec->warps[f->warp];
+  Bank& b = w.bank[f->coll & 1];
+  if (b.round != f->coll) {
+    b.round = f->coll;
+    b.mma_done = false;
+  }
+  return b;
+}
+
+void warp_wait(Fiber* f) {
+  f->state = WAIT_WARP;
+  to_sched(f);
+  f->coll++;
+}
+
+void set_error(cudaError_t e, const std::string& m) {
+  if (g_error == cudaSuccess) {
+    g_error = e;
+    g_error_msg = m;
+  }
+}
+
+// Run one block to completion; false on failure (message in e->msg).
+bool run_block(Exec* e) {
+  const size_t n = e->fibers.size();
+  const size_t nw = e->warps.size();
+  for (;;) {
+    for (size_t w = 0; w < nw && !e->failed; w++) {
+      const size_t lo = w * 32, hi = std::min(n, lo + 32);
+      for (;;) {
+        for (size_t i = lo; i < hi && !e->failed; i++)
+          if (e->fibers[i].state == RUN) to_fiber(&e->fibers[i]);
+        if (e->failed) break;
+        int at_warp = 0, at_block = 0, done = 0;
+        for (size_t i = lo; i < hi; i++) {
+          State s = e->fibers[i].state;
+          at_warp += s == WAIT_WARP;
+          at_block += s == WAIT_BLOCK;
+          done += s == DONE;
+        }
+        if (at_warp == 0) break;
+        if (at_block > 0 || done > 0) {
+          char buf[200];
+          std::snprintf(buf, sizeof buf,
+                        "warp %zu: %d lanes wait at a warp collective (shuffle/ballot/mma/ldmatrix) while %d lanes "
+                        "are at __syncthreads and %d have exited",
+                        w, at_warp, at_block, done);
+          e->failed = true;
+          e->msg = buf;
+          break;
+        }
+        for (size_t i = lo; i < hi; i++) e->fibers[i].state = RUN;
+      }
+    }
+    if (e->failed) return false;
+    size_t at_block = 0, done = 0;
+    for (auto& f : e->fibers) {
+      at_block += f.state == WAIT_BLOCK;
+      done += f.state == DONE;
+    }
+    if (done == n) return true;
+    if (at_block + done != n) {
+      e->failed = true;
+      e->msg = "deadlock: threads neither finished nor all at __syncthreads";
+      return false;
+    }
+    e->block_count_result = e->block_count_acc;
+    e->block_count_acc = 0;
+    for (auto& f : e->fibers)
+      if (f.state == WAIT_BLOCK) f.state = RUN;
+  }
+}
+
+}  // namespace
+
+void run_grid(dim3 grid, dim3 block, size_t smem, const void* kernel, void (*thunk)(void*), void* ctx) {
+  if (g_exec) {
+    set_error(cudaErrorLaunchFailure, "kernel launched from inside a kernel (no dynamic parallelism)");
+    return;
+  }
+  const uint64_t threads = (uint64_t)block.x * block.y * block.z;
+  if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
+      grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "invalid launch configuration: grid (%u,%u,%u) block (%u,%u,%u)", grid.x, grid.y,
+                  grid.z, block.x, block.y, block.z);
+    set_error(cudaErrorInvalidConfiguration, buf);
+    return;
+  }
+  size_t limit = kSmemDefault;
+  {
+    std::lock_guard<std::mutex> g(g_limits_mu);
+    auto it = g_limits.find(kernel);
+    if (it != g_limits.end()) limit = (size_t)it->second;
+  }
+  if (smem > limit) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%zu bytes of dynamic shared memory exceed the kernel's limit of %zu (ND_SMEM_LIMIT)",
+                  smem, limit);
+    set_error(cudaErrorInvalidValue, buf);
+    return;
+  }
+  thread_local Exec exec;
+  Exec* e = &exec;
+  e->fibers.resize(threads);
+  e->warps.assign((threads + 31) / 32, Warp{});
+  e->thunk = thunk;
+  e->ctx = ctx;
+  e->failed = false;
+  e->msg.clear();
+  if (e->smem.size() < smem + 16) e->smem.resize(smem + 16);
+  t_bdim = block;
+  t_gdim = grid;
+  g_exec = e;
+  for (unsigned bz = 0; bz < grid.z && !e->failed; bz++)
+    for (unsigned by = 0; by < grid.y && !e->failed; by++)
+      for (unsigned bx = 0; bx < grid.x && !e->failed; bx++) {
+        t_bid = uint3{bx, by, bz};
+        std::memset(e->smem.data(), 0xff, smem);
+        for (auto& w : e->warps) w = Warp{};
+        uint64_t i = 0;
+        for (unsigned z = 0; z < block.z; z++)
+          for (unsigned y = 0; y < block.y; y++)
+            for (unsigned x = 0; x < block.x; x++, i++) {
+              Fiber& f = e->fibers[i];
+              init_fiber(f);
+              f.tid = uint3{x, y, z};
+              f.lane = (int)(i & 31);
+              f.warp = (int)(i >> 5);
+            }
+        e->block_count_acc = 0;
+        run_block(e);
+      }
+  g_exec = nullptr;
+  if (e->failed) {
+    char buf[120];
+    std::snprintf(buf, sizeof buf, " (block (%u,%u,%u))", t_bid.x, t_bid.y, t_bid.z);
+    set_error(cudaErrorLaunchFailure, e->msg + buf);
+  }
+}
+
+unsigned char* dyn_smem() {
+  self();
+  return reinterpret_cast<unsigned char*>(((uintptr_t)g_exec->smem.data() + 15) & ~(uintptr_t)15);
+}
+
+cudaError_t set_smem_limit(const void* kernel, int bytes) {
+  if (bytes < 0 || (size_t)bytes > kSmemMax) {
+    set_error(cudaErrorInvalidValue, "dynamic shared memory limit above sm_80's 163 KiB");
+    return cudaErrorInvalidValue;
+  }
+  std::lock_guard<std::mutex> g(g_limits_mu);
+  g_limits[kernel] = bytes;
+  return cudaSuccess;
+}
+
+cudaError_t take_error() {
+  cudaError_t e = g_error;
+  g_error = cudaSuccess;
+  return e;
+}
+cudaError_t peek_error() { return g_error; }
+
+const char* error_string(int code) {
+  thread_local std::string s;
+  switch (code) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: s = "invalid argument"; break;
+    case cudaErrorMemoryAllocation: s = "out of memory"; break;
+    case cudaErrorInvalidConfiguration: s = "invalid configuration argument"; break;
+    case cudaErrorLaunchFailure: s = "unspecified launch failure"; break;
+    default: s = "unknown error"; break;
+  }
+  if (!g_error_msg.empty()) s += " [emulator: " + g_error_msg + "]";
+  return s.c_str();
+}
+
+void fail(const char* what) {
+  Exec* e = g_exec;
+  if (!e || !e->cur) {
+    set_error(cudaErrorLaunchFailure, what);
+    std::fprintf(stderr, "nd_emu: %s\n", what);
+    std::abort();
+  }
+  e->failed = true;
+  e->msg = what;
+  Fiber* f = e->cur;
+  f->state = DONE;
+  to_sched(f);
+  std::abort();
+}
+
+void sync_block() {
+  Fiber* f = self();
+  f->state = WAIT_BLOCK;
+  to_sched(f);
+}
+
+void sync_warp() {
+  Fiber* f = self();
+  warp_arrive(f);
+  warp_wait(f);
+}
+
+int lane_id() { return self()->lane; }
+
+uint64_t warp_exchange(uint64_t v, int src) {
+  Fiber* f = self();
+  Bank& b = warp_arrive(f);
+  b.slot[f->lane] = v;
+  warp_wait(f);
+  const int lanes = std::min<int>(32, (int)g_exec->fibers.size() - f->warp * 32);
+  if (src < 0 || src >= lanes) src = f->lane;  // as the GPU: an out-of-range source reads one's own value
+  return b.slot[src];
+}
+
+uint32_t warp_ballot(bool pred) {
+  Fiber* f = self();
+  Bank& b = warp_arrive(f);
+  b.slot[f->lane] = pred;
+  warp_wait(f);
+  const int lanes = std::min<int>(32, (int)g_exec->fibers.size() - f->warp * 32);
+  uint32_t r = 0;
+  for (int i = 0; i < lanes; i++) r |= (b.slot[i] ? 1u : 0u) << i;
+  return r;
+}
+
+int block_count(bool pred) {
+  Fiber* f = self();
+  g_exec->block_count_acc += pred;
+  f->state = WAIT_BLOCK;
+  to_sched(f);
+  return g_exec->block_count_result;
+}
+
+static inline float bf(uint32_t w, int hi) { return __uint_as_float(hi ? (w & 0xffff0000u) : (w << 16)); }
+
+void mma_bf16_16816(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+  Fiber* f = self();
+  if (g_exec->fibers.size() < (size_t)(f->warp + 1) * 32) fail("mma.sync in a warp with fewer than 32 threads");
+  Bank& k = warp_arrive(f);
+  std::memcpy(k.a[f->lane], a, 16);
+  std::memcpy(k.b[f->lane], b, 8);
+  std::memcpy(k.d[f->lane], d, 16);
+  warp_wait(f);
+  if (!k.mma_done) {
+    float A[16][16], B[16][8];
+    for (int l = 0; l < 32; l++) {
+      const int g = l >> 2, t = l & 3;
+      for (int h = 0; h < 2; h++) {
+        A[g][2 * t + h] = bf(k.a[l][0], h);
+        A[g + 8][2 * t + h] = bf(k.a[l][1], h);
+        A[g][2 * t + 8 + h] = bf(k.a[l][2], h);
+        A[g + 8][2 * t + 8 + h] = bf(k.a[l][3], h);
+        B[2 * t + h][g] = bf(k.b[l][0], h);
+        B[2 * t + 8 + h][g] = bf(k.b[l][1], h);
+      }
+    }
+    for (int l = 0; l < 32; l++) {
+      const int g = l >> 2, t = l & 3;
+      k.out[g][2 * t] = k.d[l][0];
+      k.out[g][2 * t + 1] = k.d[l][1];
+      k.out[g + 8][2 * t] = k.d[l][2];
+      k.out[g + 8][2 * t + 1] = k.d[l][3];
+    }
+    for (int i = 0; i < 16; i++)
+      for (int j = 0; j < 8; j++) {
+        float s = k.out[i][j];
+        for (int q = 0; q < 16; q++) s += A[i][q] * B[q][j];
+        k.out[i][j] = s;
+      }
+    k.mma_done = true;
+  }
+  const int g = f->lane >> 2, t = f->lane & 3;
+  d[0] = k.out[g][2 * t];
+  d[1] = k.out[g][2 * t + 1];
+  d[2] = k.out[g + 8][2 * t];
+  d[3] = k.out[g + 8][2 * t + 1];
+}
+
+void ldmatrix_x4(uint32_t r[4], const void* row_addr, bool trans) {
+  Fiber* f = self();
+  if (g_exec->fibers.size() < (size_t)(f->warp + 1) * 32) fail("ldmatrix in a warp with fewer than 32 threads");
+  if ((uintptr_t)row_addr & 15) fail("ldmatrix row address not 16-byte aligned");
+  Bank& k = warp_arrive(f);
+  k.addr[f->lane] = static_cast<const unsigned char*>(row_addr);
+  warp_wait(f);
+  const int g = f->lane >> 2, t = f->lane & 3;
+  for (int j = 0; j < 4; j++) {
+    if (!trans) {
+      std::memcpy(&r[j], k.addr[8 * j + g] + 4 * t, 4);
+    } else {
+      uint16_t lo, hi;
+      std::memcpy(&lo, k.addr[8 * j + 2 * t] + 2 * g, 2);
+      std::memcpy(&hi, k.addr[8 * j + 2 * t + 1] + 2 * g, 2);
+      r[j] = (uint32_t)lo | ((uint32_t)hi << 16);
+    }
+  }
+}
+
+void cp_async16(void* smem, const void* gmem, bool pred) {
+  Fiber* f = self();
+  if (((uintptr_t)smem & 15) || (pred && ((uintptr_t)gmem & 15))) fail("cp.async of 16 bytes with a misaligned address");
+  Pending p;
+  p.dst = static_cast<unsigned char*>(smem);
+  if (pred)
+    std::memcpy(p.data, gmem, 16);
+  else
+    std::memset(p.data, 0, 16);
+  p.group = f->committed;  // the group it joins at the next commit
+  f->pending.push_back(p);
+}
+
+void cp_async_commit() { self()->committed++; }
+
+void cp_async_wait(int n) {
+  Fiber* f = self();
+  // complete every committed group but the newest n
+  const uint64_t upto = f->committed >= (uint64_t)n ? f->committed - (uint64_t)n : 0;
+  size_t keep = 0;
+  for (size_t i = 0; i < f->pending.size(); i++) {
+    Pending& p = f->pending[i];
+    if (p.group < upto)
+      std::memcpy(p.dst, p.data, 16);
+    else
+      f->pending[keep++] = p;
+  }
+  f->pending.resize(keep);
+}
+
+}  // namespace nd_emu
+
+cudaError_t cudaGetLastError() { return nd_emu::take_error(); }
+cudaError_t cudaPeekAtLastError() { return nd_emu::peek_error(); }
+const char* cudaGetErrorString(cudaError_t e) { return nd_emu::error_string((int)e); }
+cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t) {
+  std::memset(p, v, n);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) {
+  std::memmove(d, s, n);
+  return cudaSuccess;
+}
+cudaError_t cudaMemset(void* p, int v, size_t n) { return cudaMemsetAsync(p, v, n, nullptr); }
+cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind k) { return cudaMemcpyAsync(d, s, n, k, nullptr); }

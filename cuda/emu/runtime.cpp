@@ -1,0 +1,25 @@
+// The emulator's runtime launchers (the emulated counterparts of ../runtime.cu): "device" memory is host
+// memory, copies are memcpy, synchronize reports the sticky launch error. Exported as ndke_<op>.
+#include <cstdlib>
+
+#include "../common.cuh"
+
+NDK_EXPORT const char* ndke_error_string(int code) { return nd_emu::error_string(code); }
+
+NDK_EXPORT int ndke_malloc(void** out, uint64_t bytes) {
+  *out = nullptr;
+  // 256-byte alignment, as cudaMalloc guarantees
+  if (posix_memalign(out, 256, bytes ? bytes : 1) != 0) return (int)cudaErrorMemoryAllocation;
+  return 0;
+}
+
+NDK_EXPORT int ndke_free(void* p) {
+  std::free(p);
+  return 0;
+}
+
+NDK_EXPORT int ndke_memcpy_h2d(void* dst, const void* src, uint64_t bytes) { return (int)cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice); }
+NDK_EXPORT int ndke_memcpy_d2h(void* dst, const void* src, uint64_t bytes) { return (int)cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost); }
+NDK_EXPORT int ndke_memcpy_d2d(void* dst, const void* src, uint64_t bytes) { return (int)cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice); }
+NDK_EXPORT int ndke_memset(void* dst, int value, uint64_t bytes) { return (int)cudaMemset(dst, value, bytes); }
+NDK_EXPORT int ndke_synchronize() { return (int)cudaGetLastError(); }
