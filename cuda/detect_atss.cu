@@ -170,7 +170,7 @@ __global__ void atss_fill_kernel(NdAtssGeom g) {
 
 // One block: GTs in order, so an anchor positive for several GTs takes the highest IoU, the first GT on ties.
 // Within one GT the candidates are distinct anchors, so its threads never collide.
-__global__ void __launch_bounds__(1024) atss_merge_kernel(NdAtssGeom g) {
+__global__ void __launch_bounds__(256) atss_merge_kernel(NdAtssGeom g) {
   for (int64_t gi = 0; gi < g.g; ++gi) {
     for (int j = threadIdx.x; j < g.k_total; j += blockDim.x) {
       int32_t a = g.cand[gi * g.k_total + j];
@@ -194,7 +194,7 @@ NDK_EXPORT int NDK(det_atss)(const NdAtssGeom* p, void* stream) {
   if (g.g == 0 || g.k_total == 0) return 0;
   ND_LAUNCH(atss_candidates_kernel, (unsigned)(g.g < 65535 ? g.g : 65535), ND_ATSS_THREADS, 0, stream, g);
   NDK_LAUNCHED();
-  ND_LAUNCH(atss_merge_kernel, 1, 1024, 0, stream, g);
+  ND_LAUNCH(atss_merge_kernel, 1, 256, 0, stream, g);
   NDK_LAUNCHED();
   return 0;
 }

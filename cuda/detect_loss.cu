@@ -32,6 +32,7 @@ __global__ void finalize_sum_kernel(const float* partials, int n, float scale, i
 struct NdBceArgs {
   int64_t rows;     // rows taken
   int64_t n_first;  // rows from `first` (the rest from `second`); both null: row r itself
+  int64_t bound;    // sampled row indices outside [0, bound) are skipped (the device cannot report them)
   int32_t c;
   int32_t scatter;  // 1: grad += via atomicAdd (sampled rows); 0: grad = (every row once)
   const int32_t* first;
@@ -50,6 +51,7 @@ __global__ void __launch_bounds__(ND_LOSS_THREADS) bce_kernel(NdBceArgs g, float
     int64_t r = e / g.c;
     int k = (int)(e % g.c);
     int64_t row = g.first ? (r < g.n_first ? g.first[r] : g.second[r - g.n_first]) : r;
+    if (row < 0 || row >= g.bound) continue;
     float x = g.logits[row * g.c + k];
     bool t = g.labels[row] == k + 1;
     acc += fmaxf(x, 0.0f) - (t ? x : 0.0f) + log1pf(expf(-fabsf(x)));
@@ -67,7 +69,7 @@ static int nd_bce(const NdBceArgs& a, float* loss, void* stream) {
   float inv_n = 1.0f / (float)(a.rows * a.c);
   ND_LAUNCH(bce_kernel, nb, ND_LOSS_THREADS, 0, stream, a, inv_n);
   NDK_LAUNCHED();
-  ND_LAUNCH(finalize_sum_kernel, 1, 32, 0, stream, (const float*)a.partials, nb, inv_n, (int)(a.rows == 0), loss);
+  ND_LAUNCH(finalize_sum_kernel, 1, ND_LOSS_THREADS, 0, stream, (const float*)a.partials, nb, inv_n, (int)(a.rows == 0), loss);
   NDK_LAUNCHED();
   return 0;
 }
@@ -85,7 +87,7 @@ struct NdBceGeom {
 static_assert(sizeof(NdBceGeom) == 56, "layout shared with crates/nndet-core/src/cuda/detect.rs");
 
 NDK_EXPORT int NDK(det_bce)(const NdBceGeom* p, void* stream) {
-  NdBceArgs a = {p->rows, 0, p->c, 0, nullptr, nullptr, p->logits, p->labels, p->grad, p->partials};
+  NdBceArgs a = {p->rows, 0, p->rows, p->c, 0, nullptr, nullptr, p->logits, p->labels, p->grad, p->partials};
   return nd_bce(a, p->loss, stream);
 }
 
@@ -166,7 +168,7 @@ NDK_EXPORT int NDK(det_giou_loss)(const NdGiouGeom* p, void* stream) {
   int nb = nd_loss_blocks(p->n, ND_LOSS_MAX_BLOCKS);
   ND_LAUNCH(giou_loss_kernel, nb, ND_LOSS_THREADS, 0, stream, *p);
   NDK_LAUNCHED();
-  ND_LAUNCH(finalize_sum_kernel, 1, 32, 0, stream, (const float*)p->partials, nb, 1.0f, 0, p->loss);
+  ND_LAUNCH(finalize_sum_kernel, 1, ND_LOSS_THREADS, 0, stream, (const float*)p->partials, nb, 1.0f, 0, p->loss);
   NDK_LAUNCHED();
   return 0;
 }
@@ -206,6 +208,7 @@ __global__ void __launch_bounds__(ND_LOSS_THREADS) head_reg_kernel(NdHeadGeom g,
   float acc = 0.0f;
   for (int64_t q = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; q < g.n_pos; q += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i = g.pos[q];
+    if (i < 0 || i >= g.a) continue;
     double d[6], an[6], t[6], b[6], gb[6] = {0, 0, 0, 0, 0, 0}, pw[3];
     bool pass[3];
 #pragma unroll
@@ -252,7 +255,7 @@ NDK_EXPORT int NDK(det_head_loss)(const NdHeadGeom* p, void* stream) {
   ND_LAUNCH(zero_kernel, nd_grid(g.a * 6, 256), 256, 0, stream, g.grad_deltas, g.a * 6);
   NDK_LAUNCHED();
   const int64_t rows = (int64_t)g.n_pos + g.n_neg;
-  NdBceArgs b = {rows, g.n_pos, g.c, 1, g.pos, g.neg, g.logits, g.labels, g.grad_logits, g.partials};
+  NdBceArgs b = {rows, g.n_pos, g.a, g.c, 1, g.pos, g.neg, g.logits, g.labels, g.grad_logits, g.partials};
   int e = nd_bce(b, g.losses, stream);
   if (e) return e;
   int nb = nd_loss_blocks(g.n_pos, ND_LOSS_MAX_BLOCKS);
@@ -261,7 +264,7 @@ NDK_EXPORT int NDK(det_head_loss)(const NdHeadGeom* p, void* stream) {
     ND_LAUNCH(head_reg_kernel, nb, ND_LOSS_THREADS, 0, stream, g, preg);
     NDK_LAUNCHED();
   }
-  ND_LAUNCH(finalize_sum_kernel, 1, 32, 0, stream, (const float*)preg, g.n_pos > 0 ? nb : 0,
+  ND_LAUNCH(finalize_sum_kernel, 1, ND_LOSS_THREADS, 0, stream, (const float*)preg, g.n_pos > 0 ? nb : 0,
             g.n_pos > 0 ? (float)(1.0 / (double)g.n_pos) : 0.0f, (int)(g.n_pos == 0), g.losses + 1);
   NDK_LAUNCHED();
   return 0;
@@ -368,7 +371,7 @@ NDK_EXPORT int NDK(det_seg_loss)(const NdSegGeom* p, void* stream) {
   g.nblk = nd_loss_blocks(g.v, ND_SEG_MAX_BLOCKS);
   ND_LAUNCH(seg_stats_kernel, dim3(g.nblk, (unsigned)g.b), ND_LOSS_THREADS, 0, stream, g);
   NDK_LAUNCHED();
-  ND_LAUNCH(seg_finalize_kernel, 1, 32, 0, stream, g);
+  ND_LAUNCH(seg_finalize_kernel, 1, ND_LOSS_THREADS, 0, stream, g);
   NDK_LAUNCHED();
   ND_LAUNCH(seg_grad_kernel, dim3(g.nblk, (unsigned)g.b), ND_LOSS_THREADS, 0, stream, g);
   NDK_LAUNCHED();

@@ -73,7 +73,7 @@ __device__ __forceinline__ void nd_cmpswap(u64* s, int64_t i, int64_t l, bool as
 
 // Sort each tile with the global direction rule (so tiles alternate and the global merge can follow);
 // `k_fixed` > 0: only the j < ND_SORT_TILE steps of stage k_fixed (the tail of a global merge).
-__global__ void __launch_bounds__(ND_SORT_TILE / 2) bitonic_tile_kernel(u64* keys, int64_t k_fixed) {
+__global__ void __launch_bounds__(256) bitonic_tile_kernel(u64* keys, int64_t k_fixed) {
   __shared__ u64 s[ND_SORT_TILE];
   const int64_t base = (int64_t)blockIdx.x * ND_SORT_TILE;
   for (int t = threadIdx.x; t < ND_SORT_TILE; t += blockDim.x) s[t] = keys[base + t];
@@ -99,14 +99,14 @@ __global__ void bitonic_step_kernel(u64* keys, int64_t half, int64_t j, int64_t 
 
 static int nd_sort_u64(u64* keys, int64_t n_pad, void* stream) {
   unsigned tiles = (unsigned)(n_pad / ND_SORT_TILE);
-  ND_LAUNCH(bitonic_tile_kernel, tiles, ND_SORT_TILE / 2, 0, stream, keys, (int64_t)0);
+  ND_LAUNCH(bitonic_tile_kernel, tiles, 256, 0, stream, keys, (int64_t)0);
   NDK_LAUNCHED();
   for (int64_t k = 2 * ND_SORT_TILE; k <= n_pad; k <<= 1) {
     for (int64_t j = k >> 1; j >= ND_SORT_TILE; j >>= 1) {
       ND_LAUNCH(bitonic_step_kernel, nd_grid(n_pad / 2, 256), 256, 0, stream, keys, n_pad / 2, j, k);
       NDK_LAUNCHED();
     }
-    ND_LAUNCH(bitonic_tile_kernel, tiles, ND_SORT_TILE / 2, 0, stream, keys, k);
+    ND_LAUNCH(bitonic_tile_kernel, tiles, 256, 0, stream, keys, k);
     NDK_LAUNCHED();
   }
   return 0;
@@ -114,8 +114,8 @@ static int nd_sort_u64(u64* keys, int64_t n_pad, void* stream) {
 
 // ---- preparation ----
 // step = max coordinate + 1 (nnDetection batched_nms), one block.
-__global__ void __launch_bounds__(1024) label_step_kernel(NdNmsGeom g) {
-  __shared__ float red[1024];
+__global__ void __launch_bounds__(256) label_step_kernel(NdNmsGeom g) {
+  __shared__ float red[256];
   float m = -INFINITY;
   for (int64_t e = threadIdx.x; e < g.n * 6; e += blockDim.x) m = fmaxf(m, g.boxes[e]);
   red[threadIdx.x] = m;
@@ -156,16 +156,15 @@ __global__ void nms_gather_kernel(NdNmsGeom g) {
   }
 }
 
-// ---- the suppression mask: block (col tile, row tile), 64 threads, one row each ----
-__global__ void __launch_bounds__(64) nms_mask_kernel(NdNmsGeom g) {
-  const int rb = blockIdx.y, cb = blockIdx.x;
-  if (cb < rb) return;
+// ---- the suppression mask: block (64, 4) = one 64-box column tile against 4 row tiles, one row a thread ----
+__global__ void __launch_bounds__(256) nms_mask_kernel(NdNmsGeom g) {
+  const int cb = blockIdx.x, rb = blockIdx.y * 4 + threadIdx.y;
   __shared__ float cbox[64][6];
   __shared__ float cvol[64];
   __shared__ int clab[64];
   const int t = threadIdx.x;
   const int64_t jt = (int64_t)cb * 64 + t;
-  if (jt < g.n) {
+  if (threadIdx.y == 0 && jt < g.n) {
 #pragma unroll
     for (int k = 0; k < 6; ++k) cbox[t][k] = g.sbox[jt * 6 + k];
     cvol[t] = g.svol[jt];
@@ -173,13 +172,13 @@ __global__ void __launch_bounds__(64) nms_mask_kernel(NdNmsGeom g) {
   }
   __syncthreads();
   const int64_t r = (int64_t)rb * 64 + t;
-  if (r >= g.n) return;
+  if (cb < rb || r >= g.n) return;  // lower triangle: never read by the scan
   float rbox[6];
 #pragma unroll
   for (int k = 0; k < 6; ++k) rbox[k] = g.sbox[r * 6 + k];
   const float rv = g.svol[r];
   const int rl = g.slab[r];
-  const int cols = (int)min((int64_t)64, g.n - (int64_t)cb * 64);
+  const int cols = (int)(g.n - (int64_t)cb * 64 < 64 ? g.n - (int64_t)cb * 64 : 64);
   u64 bits = 0;
   for (int c = cb == rb ? t + 1 : 0; c < cols; ++c) {
     float v = nd_box_iou_v(rbox, cbox[c], rv, cvol[c]);
@@ -201,7 +200,7 @@ __global__ void __launch_bounds__(256) nms_scan_kernel(NdNmsGeom g) {
   if (threadIdx.x == 0) nkeep = 0;
   __syncthreads();
   for (int cb = 0; cb < g.cbn; ++cb) {
-    const int rows = (int)min((int64_t)64, g.n - (int64_t)cb * 64);
+    const int rows = (int)(g.n - (int64_t)cb * 64 < 64 ? g.n - (int64_t)cb * 64 : 64);
     if (threadIdx.x < (unsigned)rows) diag[threadIdx.x] = g.mask[((int64_t)cb * 64 + threadIdx.x) * g.cbn + cb];
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -247,7 +246,7 @@ __global__ void __launch_bounds__(256) nms_scan_kernel(NdNmsGeom g) {
 }
 
 // ---- WBC: one block per kept box ----
-#define WBC_THREADS 128
+#define WBC_THREADS 256
 __global__ void __launch_bounds__(WBC_THREADS) wbc_cluster_kernel(NdNmsGeom g) {
   __shared__ float la[WBC_THREADS], las[WBC_THREADS], lne[WBC_THREADS], lb[WBC_THREADS][6];
   __shared__ int wc[WBC_THREADS / 32];
@@ -335,11 +334,13 @@ __global__ void wbc_out_kernel(NdNmsGeom g) {
   }
 }
 
-__global__ void zero_count_kernel(int32_t* count) { count[0] = 0; }
+__global__ void zero_count_kernel(int32_t* count) {
+  if (threadIdx.x == 0) count[0] = 0;
+}
 
 static int nd_nms_common(const NdNmsGeom& g, void* stream) {
   if (g.labels && !g.wbc) {
-    ND_LAUNCH(label_step_kernel, 1, 1024, 0, stream, g);
+    ND_LAUNCH(label_step_kernel, 1, 256, 0, stream, g);
     NDK_LAUNCHED();
   }
   ND_LAUNCH(nms_keys_kernel, nd_grid(g.n_pad, 256), 256, 0, stream, g);
@@ -348,7 +349,7 @@ static int nd_nms_common(const NdNmsGeom& g, void* stream) {
   if (e) return e;
   ND_LAUNCH(nms_gather_kernel, nd_grid(g.n, 256), 256, 0, stream, g);
   NDK_LAUNCHED();
-  ND_LAUNCH(nms_mask_kernel, dim3(g.cbn, g.cbn), 64, 0, stream, g);
+  ND_LAUNCH(nms_mask_kernel, dim3(g.cbn, (g.cbn + 3) / 4), dim3(64, 4), 0, stream, g);
   NDK_LAUNCHED();
   ND_LAUNCH(nms_scan_kernel, 1, 256, 0, stream, g);
   NDK_LAUNCHED();
@@ -360,7 +361,7 @@ NDK_EXPORT int NDK(det_nms)(const NdNmsGeom* p, void* stream) {
   NdNmsGeom g = *p;
   g.wbc = 0;
   if (g.n == 0) {
-    ND_LAUNCH(zero_count_kernel, 1, 1, 0, stream, g.count);
+    ND_LAUNCH(zero_count_kernel, 1, 256, 0, stream, g.count);
     NDK_LAUNCHED();
     return 0;
   }
@@ -371,7 +372,7 @@ NDK_EXPORT int NDK(det_wbc)(const NdNmsGeom* p, void* stream) {
   NdNmsGeom g = *p;
   g.wbc = 1;
   if (g.n == 0) {
-    ND_LAUNCH(zero_count_kernel, 1, 1, 0, stream, g.count);
+    ND_LAUNCH(zero_count_kernel, 1, 256, 0, stream, g.count);
     NDK_LAUNCHED();
     return 0;
   }

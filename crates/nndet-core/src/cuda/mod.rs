@@ -28,6 +28,7 @@ pub const HAS_CUDA: bool = cfg!(nd_cuda);
 #[macro_use]
 pub mod launch;
 pub mod selftest;
+pub mod detect;
 
 /// Where kernels run: the GPU, or the CPU emulator of the same kernel sources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,385 @@
+//! Device detection kernels against the CPU kernels on every test backend (the emulator always): random
+//! inputs with odd counts (1, 63, 64, 65, 200, and one sort above the 1024-key tile), score and distance
+//! ties, zero-volume boxes, empty GT lists. Indices (NMS, ATSS, WBC labels) must be equal; IoUs, distances
+//! and anchors bit-identical (same f32 operations, no fma); values through logf/expf within 1e-5 relative.
+use super::*;
+use crate::cpu::detect::{anchors as ca, atss as cat, boxes as cb, loss as cl, nms as cn, seg_loss as cs, wbc as cw};
+use crate::cuda::{sync, test_backends, DevBuf};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn f(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+fn up<T: Copy>(b: Backend, v: &[T]) -> DevBuf {
+    DevBuf::from_slice(b, v).unwrap()
+}
+
+fn zeros(b: Backend, bytes: usize) -> DevBuf {
+    DevBuf::zeroed(b, bytes.max(4)).unwrap()
+}
+
+fn down<T: Copy>(b: Backend, d: &DevBuf) -> Vec<T> {
+    sync(b).unwrap();
+    d.to_vec::<T>().unwrap()
+}
+
+/// Boxes on a quarter-voxel grid (many equal edges), every 7th of zero volume when `degenerate`.
+fn boxes(rng: &mut Rng, n: usize, extent: f32, degenerate: bool) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n * 6);
+    for i in 0..n {
+        let q = |x: f32| (x * 4.0).round() / 4.0;
+        let (x, y, z) = (q(rng.f() * extent), q(rng.f() * extent), q(rng.f() * extent));
+        let (w, h, d) = (q(1.0 + rng.f() * 12.0), q(1.0 + rng.f() * 12.0), q(1.0 + rng.f() * 12.0));
+        let w = if degenerate && i % 7 == 3 { 0.0 } else { w };
+        v.extend_from_slice(&[x, y, x + w, y + h, z, z + d]);
+    }
+    v
+}
+
+fn same_bits(d: &[f32], c: &[f32], what: &str) {
+    assert_eq!(d.len(), c.len(), "{what}: length");
+    for (i, (x, y)) in d.iter().zip(c).enumerate() {
+        assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()), "{what}[{i}]: device {x} cpu {y}");
+    }
+}
+
+/// |d - c| <= rtol * max(|c|, scale) elementwise (scale: the magnitude the value is computed from).
+fn close(d: &[f32], c: &[f32], rtol: f32, scale: f32, what: &str) {
+    assert_eq!(d.len(), c.len(), "{what}: length");
+    for (i, (x, y)) in d.iter().zip(c).enumerate() {
+        assert!((x - y).abs() <= rtol * y.abs().max(scale), "{what}[{i}]: device {x} cpu {y}");
+    }
+}
+
+#[test]
+fn box_ops_equal_cpu() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for b in test_backends() {
+        for &(n, m) in &[(1usize, 1usize), (63, 65), (64, 5), (7, 200)] {
+            let (ba, bb) = (boxes(&mut rng, n, 20.0, true), boxes(&mut rng, m, 20.0, true));
+            let (da, db) = (up(b, &ba), up(b, &bb));
+            for kind in [cb::Pairwise::Iou, cb::Pairwise::Giou, cb::Pairwise::CenterDist] {
+                let out = zeros(b, n * m * 4);
+                pairwise(b, da.ptr(), n, db.ptr(), m, kind as i32, 1e-7, out.ptr(), 0).unwrap();
+                let mut want = vec![0f32; n * m];
+                cb::pairwise(&ba, &bb, kind, 1e-7, &mut want);
+                same_bits(&down::<f32>(b, &out), &want, &format!("pairwise {kind:?} {n}x{m}"));
+                let k = n.min(m);
+                let out = zeros(b, k * 4);
+                elementwise(b, da.ptr(), db.ptr(), k, kind as i32, 1e-7, out.ptr(), 0).unwrap();
+                let mut want = vec![0f32; k];
+                cb::elementwise(&ba[..k * 6], &bb[..k * 6], kind, 1e-7, &mut want);
+                same_bits(&down::<f32>(b, &out), &want, &format!("elementwise {kind:?}"));
+            }
+            let (areas, centers) = (zeros(b, n * 4), zeros(b, n * 12));
+            areas_centers(b, da.ptr(), n, areas.ptr(), centers.ptr(), 0).unwrap();
+            let (mut wa, mut wc) = (vec![0f32; n], vec![0f32; n * 3]);
+            cb::areas_centers(&ba, &mut wa, &mut wc);
+            same_bits(&down::<f32>(b, &areas), &wa, "areas");
+            same_bits(&down::<f32>(b, &centers), &wc, "centers");
+            let shifted: Vec<f32> = ba.iter().map(|v| v - 4.0).collect();
+            let dc = up(b, &shifted);
+            clip(b, dc.ptr(), n, [9.5, 12.0, 7.25], 0).unwrap();
+            let mut want = shifted.clone();
+            cb::clip(&mut want, [9.5, 12.0, 7.25]);
+            same_bits(&down::<f32>(b, &dc), &want, "clip");
+        }
+        assert!(pairwise(b, 0, 1, 0, 1, 3, 0.0, 0, 0).is_err(), "unknown kind");
+    }
+}
+
+#[test]
+fn anchors_and_coder_equal_cpu() {
+    let mut rng = Rng(77);
+    // level 0: 2*2*1 anchors per position on a 3x2x5 grid; level 1: 1*1*2 on 2x1x2 (odd sizes: 2.5, 3.3)
+    let desc = [2, 2, 1, 3, 2, 5, 4, 5, 3, 1, 1, 2, 2, 1, 2, 8, 10, 6];
+    let sizes = [2.5f32, 4.0, 3.0, 7.0, 1.0, 5.0, 6.0, 3.0, 3.3];
+    let levels = chk::levels_of(&desc, &sizes).unwrap();
+    let total: usize = levels.iter().map(|l| l.count()).sum();
+    let mut want = vec![0f32; total * 6];
+    ca::generate(&levels, &mut want);
+    let w = [1.0f32, 2.0, 1.0, 0.5, 1.5, 1.0];
+    let clip_v = ca::default_clip();
+    for b in test_backends() {
+        let out = zeros(b, total * 24);
+        assert_eq!(anchors_generate(b, &desc, &sizes, out.ptr(), total * 6, 0).unwrap(), total);
+        let anc = down::<f32>(b, &out);
+        same_bits(&anc, &want, "anchors");
+        let n = total;
+        let gt: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                let a = &want[i * 6..i * 6 + 6];
+                let mut g = [0f32; 6];
+                for k in 0..6 {
+                    g[k] = a[k] + (rng.f() - 0.5) * 3.0;
+                }
+                for (lo, hi) in [(0, 2), (1, 3), (4, 5)] {
+                    if g[hi] <= g[lo] {
+                        g[hi] = g[lo] + 0.5;
+                    }
+                }
+                g
+            })
+            .collect();
+        let (dg, da) = (up(b, &gt), up(b, &want));
+        let enc = zeros(b, n * 24);
+        encode(b, dg.ptr(), da.ptr(), n, &w, enc.ptr(), 0).unwrap();
+        let mut we = vec![0f32; n * 6];
+        ca::encode(&gt, &want, w, &mut we);
+        close(&down::<f32>(b, &enc), &we, 1e-5, 1e-3, "encode");
+        // deltas include size deltas above the clamp
+        let deltas: Vec<f32> = (0..n * 6).map(|i| if i % 13 == 2 { 6.0 } else { (rng.f() - 0.5) * 2.0 }).collect();
+        let dd = up(b, &deltas);
+        let dec = zeros(b, n * 24);
+        decode(b, dd.ptr(), da.ptr(), n, &w, clip_v, dec.ptr(), 0).unwrap();
+        let mut wd = vec![0f32; n * 6];
+        ca::decode(&deltas, &want, w, clip_v, &mut wd);
+        // |box| up to ~60 and exp's ulps: relative to the box's magnitude
+        close(&down::<f32>(b, &dec), &wd, 1e-5, 64.0, "decode");
+        assert!(encode(b, dg.ptr(), da.ptr(), n, &[1.0, 0.0, 1.0, 1.0, 1.0, 1.0], enc.ptr(), 0).is_err(), "zero weight");
+    }
+}
+
+fn run_nms(b: Backend, bx: &[f32], sc: &[f32], labels: Option<&[i32]>, weights: Option<&[f32]>, thr: f32) -> Vec<i32> {
+    let n = sc.len();
+    let (db, ds) = (up(b, bx), up(b, sc));
+    let dl = labels.map(|l| up(b, l));
+    let dw = weights.map(|w| up(b, w));
+    let wb = nms_workspace_bytes(n);
+    let work = zeros(b, wb as usize);
+    let (keep, count) = (zeros(b, n * 4), zeros(b, 4));
+    nms(b, db.ptr(), ds.ptr(), dl.as_ref().map(|d| d.ptr()), dw.as_ref().map(|d| d.ptr()), n, thr, work.ptr(), wb, keep.ptr(), count.ptr(), 0)
+        .unwrap();
+    let c = down::<i32>(b, &count)[0] as usize;
+    down::<i32>(b, &keep)[..c].to_vec()
+}
+
+#[test]
+fn nms_equals_cpu() {
+    let mut rng = Rng(12345);
+    for b in test_backends() {
+        for &n in &[1usize, 63, 64, 65, 200] {
+            let bx = boxes(&mut rng, n, 30.0, true);
+            // scores on a 1/16 grid: many exact ties (kept order: lower index first)
+            let sc: Vec<f32> = (0..n).map(|_| (rng.f() * 16.0).round() / 16.0).collect();
+            let lab: Vec<i32> = (0..n).map(|_| (rng.next() % 3) as i32).collect();
+            let wt: Vec<f32> = (0..n).map(|_| 0.5 + (rng.f() * 4.0).round() / 4.0).collect();
+            for thr in [0.0f32, 0.1, 0.5, 1.0, -0.5] {
+                assert_eq!(run_nms(b, &bx, &sc, None, None, thr), cn::nms(&bx, &sc, None, thr, true), "n={n} thr={thr}");
+                assert_eq!(run_nms(b, &bx, &sc, Some(&lab), None, thr), cn::nms(&bx, &sc, Some(&lab), thr, true), "labels n={n} thr={thr}");
+            }
+            let want = cn::weighted_nms(&bx, &sc, &wt, &lab, 0.3, true);
+            assert_eq!(run_nms(b, &bx, &sc, Some(&lab), Some(&wt), 0.3), want, "weighted n={n}");
+        }
+        // above one sort tile (global bitonic steps) and several mask tiles
+        let n = 1100;
+        let bx = boxes(&mut rng, n, 60.0, false);
+        let sc: Vec<f32> = (0..n).map(|_| (rng.f() * 64.0).round() / 64.0).collect();
+        let lab: Vec<i32> = (0..n).map(|_| (rng.next() % 2) as i32).collect();
+        assert_eq!(run_nms(b, &bx, &sc, Some(&lab), None, 0.2), cn::nms(&bx, &sc, Some(&lab), 0.2, false), "n=1100");
+        assert!(run_nms(b, &[], &[], None, None, 0.5).is_empty());
+        let e = nms(b, 0, 0, None, None, NMS_MAX + 1, 0.5, 0, 0, 0, 0, 0).unwrap_err();
+        assert!(e.message.contains("at most"), "{e}");
+    }
+}
+
+#[test]
+fn wbc_equals_cpu() {
+    let mut rng = Rng(4242);
+    for b in test_backends() {
+        for &n in &[1usize, 63, 65, 200] {
+            let bx = boxes(&mut rng, n, 25.0, true);
+            let sc: Vec<f32> = (0..n).map(|_| (rng.f() * 16.0).round() / 16.0).collect();
+            let lab: Vec<i32> = (0..n).map(|_| (rng.next() % 3) as i32 - 1).collect();
+            let wt: Vec<f32> = (0..n).map(|_| 0.25 + rng.f()).collect();
+            let ne: Vec<f32> = (0..n).map(|_| (1 + rng.next() % 4) as f32).collect();
+            let (db, ds, dl, dw, dn) = (up(b, &bx), up(b, &sc), up(b, &lab), up(b, &wt), up(b, &ne));
+            for (thr, sthr) in [(0.1f32, 0.0f32), (0.5, 0.2), (0.9, 0.0)] {
+                let wb = nms_workspace_bytes(n);
+                let work = zeros(b, wb as usize);
+                let (ob, os, ol, oc) = (zeros(b, n * 24), zeros(b, n * 4), zeros(b, n * 4), zeros(b, 4));
+                let x = WbcIn { labels: dl.ptr(), weights: dw.ptr(), n_exp: dn.ptr() };
+                let out = WbcOut { boxes: ob.ptr(), scores: os.ptr(), labels: ol.ptr(), count: oc.ptr() };
+                wbc(b, db.ptr(), ds.ptr(), &x, n, thr, sthr, work.ptr(), wb, &out, 0).unwrap();
+                let want = cw::wbc(&bx, &sc, &lab, &wt, &ne, thr, sthr);
+                let c = down::<i32>(b, &oc)[0] as usize;
+                assert_eq!(c, want.len(), "n={n} thr={thr}: cluster count");
+                let labels: Vec<i32> = down::<i32>(b, &ol)[..c].to_vec();
+                assert_eq!(labels, want.iter().map(|w| w.label).collect::<Vec<_>>(), "n={n} thr={thr}: labels");
+                let wbx: Vec<f32> = want.iter().flat_map(|w| w.b).collect();
+                let wsc: Vec<f32> = want.iter().map(|w| w.score).collect();
+                close(&down::<f32>(b, &ob)[..c * 6], &wbx, 1e-5, 1.0, "wbc boxes");
+                close(&down::<f32>(b, &os)[..c], &wsc, 1e-5, 1e-6, "wbc scores");
+            }
+        }
+        let e = wbc(b, 0, 0, &WbcIn { labels: 0, weights: 0, n_exp: 0 }, 0, 1.0, 0.0, 0, 0, &WbcOut { boxes: 0, scores: 0, labels: 0, count: 0 }, 0);
+        assert!(e.is_err(), "thr >= 1 is refused");
+    }
+}
+
+fn level(w: [f32; 3], h: [f32; 3], d: [f32; 3], fmap: [usize; 3], stride: usize) -> ca::Level {
+    ca::Level { widths: w.to_vec(), heights: h.to_vec(), depths: d.to_vec(), fmap, stride: [stride; 3] }
+}
+
+#[test]
+fn atss_equals_cpu() {
+    let sets = [
+        vec![
+            level([3.0, 5.0, 8.0], [4.0, 6.0, 9.0], [2.0, 3.0, 5.0], [6, 5, 4], 4),
+            level([6.0, 10.0, 16.0], [8.0, 12.0, 18.0], [4.0, 6.0, 10.0], [3, 3, 2], 8),
+        ],
+        vec![
+            level([3.3, 5.0, 8.1], [4.0, 6.7, 9.0], [2.0, 3.0, 5.5], [5, 3, 4], 4),
+            level([6.6, 10.0, 16.2], [8.0, 13.4, 18.0], [4.0, 6.0, 11.0], [1, 1, 1], 8),
+        ],
+    ];
+    let mut rng = Rng(99);
+    for b in test_backends() {
+        for levels in &sets {
+            let per_level: Vec<i32> = levels.iter().map(|l| l.count() as i32).collect();
+            let na: usize = per_level.iter().map(|&c| c as usize).sum();
+            let mut anchors = vec![0f32; na * 6];
+            ca::generate(levels, &mut anchors);
+            let da = up(b, &anchors);
+            for ng in [0usize, 1, 3, 9] {
+                // GT corners on a half-voxel grid: centres often equidistant from several anchor centres
+                let mut gt = Vec::new();
+                for _ in 0..ng {
+                    let q = |x: f32| (x * 2.0).round() / 2.0;
+                    let (x, y, z) = (q(rng.f() * 22.0), q(rng.f() * 18.0), q(rng.f() * 14.0));
+                    let (w, h, d) = (q(1.0 + rng.f() * 10.0), q(1.0 + rng.f() * 10.0), q(1.0 + rng.f() * 6.0));
+                    gt.extend_from_slice(&[x, y, x + w, y + h, z, z + d]);
+                }
+                let dg = up(b, &gt);
+                for (nc, cig) in [(4i32, false), (4, true), (1, true)] {
+                    let wb = atss_workspace_bytes(ng, na, &per_level, 27, nc).unwrap();
+                    let work = zeros(b, wb as usize);
+                    let m = zeros(b, na * 4);
+                    atss_match(b, dg.ptr(), ng, da.ptr(), na, &per_level, 27, nc, cig, work.ptr(), wb, m.ptr(), 0).unwrap();
+                    let mut want = vec![0i32; na];
+                    cat::atss_match(&gt, &cat::Flat(&anchors), &per_level.iter().map(|&c| c as usize).collect::<Vec<_>>(), 27, nc as usize, cig, false, &mut want)
+                        .unwrap();
+                    assert_eq!(down::<i32>(b, &m), want, "ng={ng} nc={nc} cig={cig}");
+                }
+            }
+            assert!(atss_workspace_bytes(1, na, &per_level, 27, 40).is_err(), "k above the device limit");
+        }
+    }
+}
+
+#[test]
+fn losses_equal_cpu() {
+    let mut rng = Rng(2024);
+    for b in test_backends() {
+        let work = zeros(b, LOSS_WORKSPACE_BYTES as usize);
+        for &(rows, c) in &[(1usize, 1i32), (65, 3), (200, 2)] {
+            let logits: Vec<f32> = (0..rows * c as usize).map(|i| if i % 11 == 0 { 18.0 } else { (rng.f() - 0.5) * 12.0 }).collect();
+            let t: Vec<i32> = (0..rows).map(|_| (rng.next() % (c as u64 + 1)) as i32).collect();
+            let (dl, dt, g, loss) = (up(b, &logits), up(b, &t), zeros(b, logits.len() * 4), zeros(b, 4));
+            bce_loss(b, dl.ptr(), dt.ptr(), rows, c, g.ptr(), work.ptr(), loss.ptr(), 0).unwrap();
+            let mut wg = vec![0f32; logits.len()];
+            let wl = cl::bce_onehot(&logits, &t, c as usize, &mut wg) as f32;
+            close(&down::<f32>(b, &loss), &[wl], 1e-5, 0.0, "bce loss");
+            close(&down::<f32>(b, &g), &wg, 1e-5, 0.0, "bce grad");
+        }
+        for &n in &[1usize, 63, 200] {
+            let p = boxes(&mut rng, n, 10.0, false);
+            // targets share some edges with the predictions (tie rules of min/max)
+            let t: Vec<f32> = p.iter().enumerate().map(|(i, &v)| if i % 5 == 0 { v } else { v + (rng.f() - 0.5) * 4.0 }).collect();
+            let t = fix_order(t);
+            let (dp, dt, gi, gr, loss) = (up(b, &p), up(b, &t), zeros(b, n * 4), zeros(b, n * 24), zeros(b, 4));
+            giou_loss(b, dp.ptr(), dt.ptr(), n, 1e-7, gi.ptr(), gr.ptr(), work.ptr(), loss.ptr(), 0).unwrap();
+            let (mut wgi, mut wgr) = (vec![0f32; n], vec![0f32; n * 6]);
+            let wl = cl::giou_loss(&p, &t, 1e-7, &mut wgi, &mut wgr) as f32;
+            close(&down::<f32>(b, &loss), &[wl], 1e-5, 1.0, "giou loss");
+            close(&down::<f32>(b, &gi), &wgi, 1e-6, 1e-6, "giou");
+            close(&down::<f32>(b, &gr), &wgr, 1e-6, 1e-6, "giou grad");
+        }
+        head_loss_case(b, &mut rng, &work);
+        for &(batch, v) in &[(2usize, 1000usize), (1, 63)] {
+            let logits: Vec<f32> = (0..batch * 2 * v).map(|_| (rng.f() - 0.5) * 8.0).collect();
+            let t: Vec<i32> = (0..batch * v).map(|i| if i % 3 == 0 { 1 } else if i % 7 == 0 { -1 } else { 0 }).collect();
+            let (dl, dt, g) = (up(b, &logits), up(b, &t), zeros(b, logits.len() * 4));
+            let sw = zeros(b, seg_workspace_bytes(batch) as usize);
+            for bd in [true, false] {
+                let losses = zeros(b, 8);
+                seg_loss(b, dl.ptr(), dt.ptr(), batch, v, bd, 1.0, 1.0, g.ptr(), sw.ptr(), losses.ptr(), 0).unwrap();
+                let mut wg = vec![0f32; logits.len()];
+                let (ce, dice) = cs::seg_loss(&logits, &t, batch, bd, 1.0, 1.0, &mut wg);
+                close(&down::<f32>(b, &losses), &[ce as f32, dice as f32], 1e-5, 0.0, "seg losses");
+                let gmax = wg.iter().fold(0f32, |m, v| m.max(v.abs()));
+                close(&down::<f32>(b, &g), &wg, 1e-5, gmax * 1e-2, "seg grad");
+            }
+        }
+    }
+}
+
+/// Make every box's hi >= lo after perturbation.
+fn fix_order(mut t: Vec<f32>) -> Vec<f32> {
+    for r in t.chunks_exact_mut(6) {
+        for (lo, hi) in [(0, 2), (1, 3), (4, 5)] {
+            if r[hi] < r[lo] {
+                r.swap(lo, hi);
+            }
+        }
+    }
+    t
+}
+
+fn head_loss_case(b: Backend, rng: &mut Rng, work: &DevBuf) {
+    let (a, c) = (300usize, 2usize);
+    let anchors = boxes(rng, a, 30.0, false);
+    let matched = fix_order(anchors.iter().map(|v| v + (rng.f() - 0.5) * 3.0).collect());
+    let logits: Vec<f32> = (0..a * c).map(|_| (rng.f() - 0.5) * 6.0).collect();
+    let deltas: Vec<f32> = (0..a * 6).map(|i| if i % 17 == 5 { 5.0 } else { (rng.f() - 0.5) * 0.6 }).collect();
+    let labels: Vec<i32> = (0..a).map(|i| if i % 10 == 0 { 1 + (i % 20 == 0) as i32 } else if i % 13 == 0 { -1 } else { 0 }).collect();
+    let all_pos: Vec<i32> = (0..a as i32).filter(|&i| labels[i as usize] > 0).collect();
+    let all_neg: Vec<i32> = (0..a as i32).filter(|&i| labels[i as usize] == 0).take(40).collect();
+    let w = [1.0f64, 1.0, 1.0, 1.0, 1.0, 1.0];
+    let clip = (1000.0f64 / 16.0).ln();
+    let bufs = [up(b, &logits), up(b, &deltas), up(b, &anchors), up(b, &labels), up(b, &matched)];
+    for (np, nn) in [(all_pos.len(), all_neg.len()), (1, 0), (0, 40), (0, 0)] {
+        let (pos, neg) = (&all_pos[..np], &all_neg[..nn]);
+        let (dp, dn) = (up(b, &pos.to_vec()), up(b, &neg.to_vec()));
+        let (gl, gd, losses) = (zeros(b, a * c * 4), zeros(b, a * 24), zeros(b, 8));
+        let x = HeadLossArgs {
+            a,
+            c: c as i32,
+            logits: bufs[0].ptr(),
+            deltas: bufs[1].ptr(),
+            anchors: bufs[2].ptr(),
+            labels: bufs[3].ptr(),
+            matched_gt: bufs[4].ptr(),
+            pos: dp.ptr(),
+            n_pos: np,
+            neg: dn.ptr(),
+            n_neg: nn,
+            weights: w,
+            clip,
+            grad_logits: gl.ptr(),
+            grad_deltas: gd.ptr(),
+            work: work.ptr(),
+            losses: losses.ptr(),
+        };
+        head_loss(b, &x, 0).unwrap();
+        let inp = cl::HeadLossInput { logits: &logits, deltas: &deltas, anchors: &anchors, labels: &labels, matched_gt: &matched, pos, neg, c, weights: w, clip };
+        let (mut wgl, mut wgd) = (vec![0f32; a * c], vec![0f32; a * 6]);
+        let (cls, reg) = cl::head_loss(&inp, &mut wgl, &mut wgd);
+        let got = down::<f32>(b, &losses);
+        for (k, (g, w)) in got.iter().zip([cls as f32, reg as f32]).enumerate() {
+            assert!((g.is_nan() && w.is_nan()) || (g - w).abs() <= 1e-5 * w.abs().max(1e-3), "head loss {k} pos={np} neg={nn}: {g} vs {w}");
+        }
+        close(&down::<f32>(b, &gl), &wgl, 1e-5, 1e-9, "head grad logits");
+        close(&down::<f32>(b, &gd), &wgd, 1e-5, 1e-7, "head grad deltas");
+    }
+}
