@@ -18,6 +18,11 @@
 #endif
 
 #define ND_U64_MAX 0xffffffffffffffffull
+#define ND_SORT_TILE 1024
+
+// Ascending sort of n_pad (a power of two >= ND_SORT_TILE) 64-bit keys in place on `stream`
+// (detect_select.cu); returns a cudaError_t.
+int nd_det_sort_u64(unsigned long long* keys, int64_t n_pad, void* stream);
 
 // torch.maximum / torch.minimum: NaN if either is NaN (a NaN `a` wins, a NaN `b` loses the compare).
 __device__ __forceinline__ float nd_maxp(float a, float b) { return (a > b || a != a) ? a : b; }

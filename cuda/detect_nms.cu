@@ -1,7 +1,7 @@
 // Greedy 3D NMS (cpu/detect/nms.rs nms_plain, with nnDetection's class shift and the weighted variant) and
 // weighted box clustering (cpu/detect/wbc.rs) on the device, by the bitmask algorithm:
-//  1. keys (score desc, index asc; score*weight for weighted NMS) sorted by a bitonic sort of 64-bit keys
-//     (tiles of ND_SORT_TILE in shared memory, global compare-exchange steps above the tile);
+//  1. keys (score desc, index asc; score*weight for weighted NMS) sorted by the bitonic sort of
+//     detect_select.cu;
 //  2. boxes gathered in rank order (NMS with labels: shifted by label * (max coordinate + 1) as the CPU);
 //  3. mask[r][c] (64-bit words, 64-box column tiles, upper triangle only) = bit j set when !(IoU(r, j) <= thr)
 //     (IoU > thr or NaN) for ranks j > r; WBC also requires equal labels (its classes are independent);
@@ -16,7 +16,6 @@
 // n * ceil(n/64) * 8 bytes of workspace (1.3 GB at n = 10^5): callers reduce candidates first (top-k).
 #include "detect_common.cuh"
 
-#define ND_SORT_TILE 1024
 #define ND_NMS_MAX_CB 2048
 #define ND_NMS_MAX (ND_NMS_MAX_CB * 64)
 
@@ -60,56 +59,6 @@ static_assert(sizeof(NdNmsGeom) == 208, "layout shared with crates/nndet-core/sr
 static unsigned nd_grid(int64_t n, int threads) {
   int64_t b = (n + threads - 1) / threads;
   return (unsigned)(b < 65535 ? (b > 0 ? b : 1) : 65535);
-}
-
-// ---- bitonic sort of u64 keys (ascending), length a power of two >= ND_SORT_TILE ----
-__device__ __forceinline__ void nd_cmpswap(u64* s, int64_t i, int64_t l, bool asc) {
-  u64 a = s[i], b = s[l];
-  if ((a > b) == asc) {
-    s[i] = b;
-    s[l] = a;
-  }
-}
-
-// Sort each tile with the global direction rule (so tiles alternate and the global merge can follow);
-// `k_fixed` > 0: only the j < ND_SORT_TILE steps of stage k_fixed (the tail of a global merge).
-__global__ void __launch_bounds__(256) bitonic_tile_kernel(u64* keys, int64_t k_fixed) {
-  __shared__ u64 s[ND_SORT_TILE];
-  const int64_t base = (int64_t)blockIdx.x * ND_SORT_TILE;
-  for (int t = threadIdx.x; t < ND_SORT_TILE; t += blockDim.x) s[t] = keys[base + t];
-  __syncthreads();
-  for (int64_t k = k_fixed ? k_fixed : 2; k_fixed ? k == k_fixed : k <= ND_SORT_TILE; k <<= 1) {
-    for (int j = (int)(k_fixed ? ND_SORT_TILE / 2 : k >> 1); j > 0; j >>= 1) {
-      for (int t = threadIdx.x; t < ND_SORT_TILE / 2; t += blockDim.x) {
-        int i = 2 * j * (t / j) + (t % j);
-        nd_cmpswap(s, i, i + j, ((base + i) & k) == 0);
-      }
-      __syncthreads();
-    }
-  }
-  for (int t = threadIdx.x; t < ND_SORT_TILE; t += blockDim.x) keys[base + t] = s[t];
-}
-
-__global__ void bitonic_step_kernel(u64* keys, int64_t half, int64_t j, int64_t k) {
-  for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < half; t += (int64_t)gridDim.x * blockDim.x) {
-    int64_t i = 2 * j * (t / j) + (t % j);
-    nd_cmpswap(keys, i, i + j, (i & k) == 0);
-  }
-}
-
-static int nd_sort_u64(u64* keys, int64_t n_pad, void* stream) {
-  unsigned tiles = (unsigned)(n_pad / ND_SORT_TILE);
-  ND_LAUNCH(bitonic_tile_kernel, tiles, 256, 0, stream, keys, (int64_t)0);
-  NDK_LAUNCHED();
-  for (int64_t k = 2 * ND_SORT_TILE; k <= n_pad; k <<= 1) {
-    for (int64_t j = k >> 1; j >= ND_SORT_TILE; j >>= 1) {
-      ND_LAUNCH(bitonic_step_kernel, nd_grid(n_pad / 2, 256), 256, 0, stream, keys, n_pad / 2, j, k);
-      NDK_LAUNCHED();
-    }
-    ND_LAUNCH(bitonic_tile_kernel, tiles, 256, 0, stream, keys, k);
-    NDK_LAUNCHED();
-  }
-  return 0;
 }
 
 // ---- preparation ----
@@ -345,7 +294,7 @@ static int nd_nms_common(const NdNmsGeom& g, void* stream) {
   }
   ND_LAUNCH(nms_keys_kernel, nd_grid(g.n_pad, 256), 256, 0, stream, g);
   NDK_LAUNCHED();
-  int e = nd_sort_u64(g.keys, g.n_pad, stream);
+  int e = nd_det_sort_u64(g.keys, g.n_pad, stream);
   if (e) return e;
   ND_LAUNCH(nms_gather_kernel, nd_grid(g.n, 256), 256, 0, stream, g);
   NDK_LAUNCHED();
@@ -382,7 +331,7 @@ NDK_EXPORT int NDK(det_wbc)(const NdNmsGeom* p, void* stream) {
   NDK_LAUNCHED();
   ND_LAUNCH(wbc_pad_kernel, nd_grid(g.n_pad - g.n, 256), 256, 0, stream, g);
   NDK_LAUNCHED();
-  e = nd_sort_u64(g.keys2, g.n_pad, stream);
+  e = nd_det_sort_u64(g.keys2, g.n_pad, stream);
   if (e) return e;
   ND_LAUNCH(wbc_out_kernel, nd_grid(g.n, 256), 256, 0, stream, g);
   NDK_LAUNCHED();

@@ -177,6 +177,27 @@ pub struct SegGeom {
     pub losses: u64,
 }
 
+#[repr(C)]
+#[derive(Default)]
+pub struct TopkGeom {
+    pub n: i64,
+    pub k: i64,
+    pub k_pad: i64,
+    pub mode: i32,
+    pub c: i32,
+    pub thr: f32,
+    pub pad_: i32,
+    pub scores: u64,
+    pub labels: u64,
+    pub hist: u64,
+    pub state: u64,
+    pub slot: u64,
+    pub keys: u64,
+    pub out_scores: u64,
+    pub out_idx: u64,
+    pub count: u64,
+}
+
 // The C side asserts the same sizes (static_assert next to each struct).
 const _: () = {
     use std::mem::size_of;
@@ -185,6 +206,7 @@ const _: () = {
     assert!(size_of::<NmsGeom>() == 208 && size_of::<AtssGeom>() == 240);
     assert!(size_of::<BceGeom>() == 56 && size_of::<GiouGeom>() == 64);
     assert!(size_of::<HeadGeom>() == 168 && size_of::<SegGeom>() == 88);
+    assert!(size_of::<TopkGeom>() == 112);
 };
 
 launchers! { pub struct DetectKernels {
@@ -202,6 +224,7 @@ launchers! { pub struct DetectKernels {
     fn det_giou_loss(g: *const GiouGeom, stream: *mut c_void);
     fn det_head_loss(g: *const HeadGeom, stream: *mut c_void);
     fn det_seg_loss(g: *const SegGeom, stream: *mut c_void);
+    fn det_topk(g: *const TopkGeom, stream: *mut c_void);
 } }
 
 fn st(stream: u64) -> *mut c_void {
@@ -631,6 +654,66 @@ pub fn seg_loss(b: Backend, logits: u64, target: u64, batch: usize, v: usize, ba
     let g = SegGeom { b: batch as i64, v: v as i64, batch_dice: batch_dice as i32, nblk: 0, w_ce, w_dice, logits, target, grad, partials, coef, losses };
     let k = DetectKernels::of(b)?;
     call(b, unsafe { (k.det_seg_loss)(&g, st(stream)) }, "det_seg_loss")
+}
+
+fn topk_pad(k: usize) -> usize {
+    k.next_power_of_two().max(SORT_TILE)
+}
+
+/// Workspace bytes of `top_k` / `hnm_pool` for k kept entries.
+pub fn topk_workspace_bytes(k: usize) -> u64 {
+    (1024 + 32 + 16 + topk_pad(k) * 8) as u64
+}
+
+/// Outputs of the top-k ops: scores [k], indices [k], count [1] = min(k, candidates), on the device.
+pub struct TopkOut {
+    pub scores: u64,
+    pub idx: u64,
+    pub count: u64,
+}
+
+fn topk_run(b: Backend, mut g: TopkGeom, work: u64, work_bytes: u64, out: &TopkOut, stream: u64) -> NdResult<()> {
+    let k = g.k as usize;
+    crate::ensure!(k > 0, "top-k needs k > 0");
+    i32_count("score count", g.n as usize)?;
+    let need = topk_workspace_bytes(k);
+    crate::ensure!(work_bytes >= need, "top-k workspace has {work_bytes} bytes, needs {need}");
+    span(b, work, need, "workspace")?;
+    sp(b, out.scores, k, 4, "out scores")?;
+    sp(b, out.idx, k, 4, "out indices")?;
+    span(b, out.count, 4, "count")?;
+    g.k_pad = topk_pad(k) as i64;
+    g.hist = work;
+    g.state = work + 1024;
+    g.slot = work + 1056;
+    g.keys = work + 1072;
+    g.out_scores = out.scores;
+    g.out_idx = out.idx;
+    g.count = out.count;
+    let kern = DetectKernels::of(b)?;
+    call(b, unsafe { (kern.det_topk)(&g, st(stream)) }, "det_topk")
+}
+
+/// The k largest probabilities > thr of probs [n] with their indices, sorted descending, ties to the
+/// lower index (`cpu::detect::postprocess::topk_above`). NaN is never a candidate.
+#[allow(clippy::too_many_arguments)]
+pub fn top_k(b: Backend, probs: u64, n: usize, k: usize, thr: f32, work: u64, work_bytes: u64, out: &TopkOut, stream: u64) -> NdResult<()> {
+    crate::ensure!(!thr.is_nan(), "score threshold is NaN");
+    sp(b, probs, n, 4, "probs")?;
+    let g = TopkGeom { n: n as i64, k: k as i64, mode: 0, thr, scores: probs, ..Default::default() };
+    topk_run(b, g, work, work_bytes, out, stream)
+}
+
+/// The hard-negative pool of `cpu::detect::sampler::sample`: the k background anchors (labels == 0) with
+/// the largest max logit over logits [a, c] (NaN logits skipped), sorted descending, ties to the lower index.
+#[allow(clippy::too_many_arguments)]
+pub fn hnm_pool(b: Backend, logits: u64, labels: u64, a: usize, c: i32, k: usize, work: u64, work_bytes: u64, out: &TopkOut, stream: u64) -> NdResult<()> {
+    crate::ensure!(c > 0, "number of classes must be positive, got {c}");
+    let e = a.checked_mul(c as usize).ok_or_else(|| NdError::invalid("a*c overflows"))?;
+    sp(b, logits, e, 4, "logits")?;
+    sp(b, labels, a, 4, "labels")?;
+    let g = TopkGeom { n: a as i64, k: k as i64, mode: 1, c, scores: logits, labels, ..Default::default() };
+    topk_run(b, g, work, work_bytes, out, stream)
 }
 
 #[cfg(test)]

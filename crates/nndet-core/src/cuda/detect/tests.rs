@@ -3,7 +3,7 @@
 //! ties, zero-volume boxes, empty GT lists. Indices (NMS, ATSS, WBC labels) must be equal; IoUs, distances
 //! and anchors bit-identical (same f32 operations, no fma); values through logf/expf within 1e-5 relative.
 use super::*;
-use crate::cpu::detect::{anchors as ca, atss as cat, boxes as cb, loss as cl, nms as cn, seg_loss as cs, wbc as cw};
+use crate::cpu::detect::{anchors as ca, atss as cat, boxes as cb, loss as cl, nms as cn, seg_loss as cs, select as csel, wbc as cw};
 use crate::cuda::{sync, test_backends, DevBuf};
 
 struct Rng(u64);
@@ -393,5 +393,51 @@ fn head_loss_case(b: Backend, rng: &mut Rng, work: &DevBuf) {
         }
         close(&down::<f32>(b, &gl), &wgl, 1e-5, 1e-9, "head grad logits");
         close(&down::<f32>(b, &gd), &wgd, 1e-5, 1e-7, "head grad deltas");
+    }
+}
+
+fn run_topk(b: Backend, k: usize, f: impl Fn(&TopkOut, u64, u64) -> NdResult<()>) -> Vec<(f32, u32)> {
+    let wb = topk_workspace_bytes(k);
+    let work = zeros(b, wb as usize);
+    let (s, i, c) = (zeros(b, k * 4), zeros(b, k * 4), zeros(b, 4));
+    f(&TopkOut { scores: s.ptr(), idx: i.ptr(), count: c.ptr() }, work.ptr(), wb).unwrap();
+    let n = down::<i32>(b, &c)[0] as usize;
+    let (s, i) = (down::<f32>(b, &s), down::<i32>(b, &i));
+    (0..n).map(|j| (s[j], i[j] as u32)).collect()
+}
+
+#[test]
+fn top_k_and_hnm_pool_equal_cpu() {
+    let mut rng = Rng(31337);
+    for b in test_backends() {
+        for &n in &[1usize, 63, 65, 5000] {
+            // coarse values: many ties, negatives, some -0.0 and NaN (never a candidate)
+            let vals: Vec<f32> = (0..n)
+                .map(|i| match i % 97 {
+                    5 => f32::NAN,
+                    6 => -0.0,
+                    _ => ((rng.next() % 200) as f32 - 100.0) / 16.0,
+                })
+                .collect();
+            let dv = up(b, &vals);
+            for k in [1usize, 7, 64, 1500, n + 5] {
+                for thr in [f32::NEG_INFINITY, 0.0, 5.0] {
+                    let got = run_topk(b, k, |o, w, wb| top_k(b, dv.ptr(), n, k, thr, w, wb, o, 0));
+                    let want = csel::top_k(n, k, |i| if vals[i] > thr { Some(vals[i]) } else { None });
+                    assert_eq!(got, want, "top_k n={n} k={k} thr={thr}");
+                }
+            }
+            let c = 3usize;
+            let logits: Vec<f32> = (0..n * c).map(|i| if i % 41 == 0 { f32::NAN } else { ((rng.next() % 64) as f32) / 8.0 }).collect();
+            let labels: Vec<i32> = (0..n).map(|i| if i % 9 == 0 { 1 } else if i % 11 == 0 { -1 } else { 0 }).collect();
+            let (dl, dlab) = (up(b, &logits), up(b, &labels));
+            let key = |i: usize| logits[i * c..i * c + c].iter().copied().fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
+            for k in [1usize, 40, n] {
+                let got = run_topk(b, k, |o, w, wb| hnm_pool(b, dl.ptr(), dlab.ptr(), n, c as i32, k, w, wb, o, 0));
+                let want = csel::top_k(n, k, |i| if labels[i] == 0 { Some(key(i)) } else { None });
+                assert_eq!(got, want, "hnm pool n={n} k={k}");
+            }
+        }
+        assert!(top_k(b, 0, 0, 0, 0.0, 0, 0, &TopkOut { scores: 0, idx: 0, count: 0 }, 0).is_err(), "k = 0");
     }
 }
