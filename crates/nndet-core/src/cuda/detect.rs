@@ -259,6 +259,7 @@ pub fn pairwise(b: Backend, a: u64, n: usize, bb: u64, m: usize, kind: i32, eps:
 }
 
 /// out [n] = f(a_i, b_i).
+#[allow(clippy::too_many_arguments)]
 pub fn elementwise(b: Backend, a: u64, bb: u64, n: usize, kind: i32, eps: f32, out: u64, stream: u64) -> NdResult<()> {
     chk::kind_of(kind)?;
     sp(b, a, n, 24, "boxes1")?;

@@ -362,7 +362,7 @@ fn head_loss_case(b: Backend, rng: &mut Rng, work: &DevBuf) {
     let bufs = [up(b, &logits), up(b, &deltas), up(b, &anchors), up(b, &labels), up(b, &matched)];
     for (np, nn) in [(all_pos.len(), all_neg.len()), (1, 0), (0, 40), (0, 0)] {
         let (pos, neg) = (&all_pos[..np], &all_neg[..nn]);
-        let (dp, dn) = (up(b, &pos.to_vec()), up(b, &neg.to_vec()));
+        let (dp, dn) = (up(b, pos), up(b, neg));
         let (gl, gd, losses) = (zeros(b, a * c * 4), zeros(b, a * 24), zeros(b, 8));
         let x = HeadLossArgs {
             a,
