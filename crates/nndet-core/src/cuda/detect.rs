@@ -1,12 +1,15 @@
 //! Detection kernels on the device (cuda/detect_*.cu): box primitives, anchors, the box coder, ATSS, NMS,
-//! WBC and the losses, mirroring `cpu/detect/*` with the same f32/int32 layouts. Each safe wrapper checks
+//! WBC, top-k selection (post-processing candidates, the hard-negative pool) and the losses, mirroring
+//! `cpu/detect/*` with the same f32/int32 layouts. Each safe wrapper checks
 //! sizes and parameters with the CPU op's checks (`ops/detect.rs`), checks every device range with `span`,
 //! and launches asynchronously on `stream`; results (counts and losses too) stay on the device.
 //!
 //! NOTE: value checks of the CPU ops (NaN scores, non-finite or inverted boxes, label ranges) would need a
 //! download, so on the device they are the caller's preconditions; kernels stay memory-safe regardless
 //! (sampled indices outside the anchors are skipped, all other indexing is by sizes checked here).
-//! Workspaces are caller-owned device buffers of `*_workspace_bytes` bytes.
+//! Workspaces are caller-owned device buffers of `*_workspace_bytes` bytes. Limits: NMS/WBC n <= NMS_MAX
+//! (the mask alone takes n * ceil(n/64) * 8 bytes), ATSS <= ATSS_KMAX candidates per level and
+//! MAX_LEVELS levels, indices below 2^31.
 use super::{call, span, Backend};
 use crate::error::{NdError, NdResult};
 use crate::ops::detect as chk;
@@ -451,7 +454,9 @@ pub struct WbcOut {
 /// NOTE: thr must be < 1 (at thr >= 1 a box does not cluster with itself and the CPU loop never ends).
 #[allow(clippy::too_many_arguments)]
 pub fn wbc(b: Backend, boxes: u64, scores: u64, x: &WbcIn, n: usize, thr: f32, score_thr: f32, work: u64, work_bytes: u64, out: &WbcOut, stream: u64) -> NdResult<()> {
-    crate::ensure!(thr < 1.0, "WBC IoU threshold must be < 1 (a box must cluster with itself), got {thr}");
+    if thr >= 1.0 {
+        return Err(NdError::invalid(format!("WBC IoU threshold must be < 1 (a box must cluster with itself), got {thr}")));
+    }
     chk::check_thr("score threshold", score_thr)?;
     let mut g = nms_setup(b, n, thr, boxes, scores, work, work_bytes)?;
     for (what, p) in [("labels", x.labels), ("weights", x.weights), ("n_exp", x.n_exp), ("out scores", out.scores), ("out labels", out.labels)] {

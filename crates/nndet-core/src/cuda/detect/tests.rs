@@ -441,3 +441,31 @@ fn top_k_and_hnm_pool_equal_cpu() {
         assert!(top_k(b, 0, 0, 0, 0.0, 0, 0, &TopkOut { scores: 0, idx: 0, count: 0 }, 0).is_err(), "k = 0");
     }
 }
+
+#[test]
+fn short_buffers_and_bad_parameters_are_refused_before_launch() {
+    use crate::error::Status;
+    for b in test_backends() {
+        let bx = up(b, &[0f32, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 2.0, 2.0, 0.0, 2.0]);
+        let small = zeros(b, 4);
+        let e = pairwise(b, bx.ptr(), 2, bx.ptr(), 2, 0, 0.0, small.ptr(), 0).unwrap_err();
+        assert_eq!(e.status, Status::BufferSize, "{e}");
+        assert!(e.message.starts_with("out:"), "{e}");
+        let e = pairwise(b, bx.ptr(), 3, bx.ptr(), 1, 0, 0.0, small.ptr(), 0).unwrap_err();
+        assert!(e.message.starts_with("boxes1:"), "{e}");
+        let (keep, count) = (zeros(b, 8), zeros(b, 4));
+        let sc = up(b, &[0.5f32, 0.25]);
+        let wb = nms_workspace_bytes(2);
+        let work = zeros(b, wb as usize);
+        let e = nms(b, bx.ptr(), sc.ptr(), None, None, 2, 0.5, work.ptr(), wb - 8, keep.ptr(), count.ptr(), 0).unwrap_err();
+        assert!(e.message.contains("workspace"), "{e}");
+        let e = nms(b, bx.ptr(), sc.ptr(), None, None, 2, f32::NAN, work.ptr(), wb, keep.ptr(), count.ptr(), 0).unwrap_err();
+        assert_eq!(e.status, Status::InvalidArgument, "{e}");
+        let e = atss_match(b, bx.ptr(), 1, bx.ptr(), 2, &[1, 2], 1, 1, false, work.ptr(), wb, keep.ptr(), 0).unwrap_err();
+        assert!(e.message.contains("sum to 3"), "{e}");
+        let e = decode(b, bx.ptr(), bx.ptr(), 2, &[1.0; 5], 1.0, bx.ptr(), 0).unwrap_err();
+        assert_eq!(e.status, Status::BufferSize, "{e}");
+        let e = seg_loss(b, bx.ptr(), bx.ptr(), 1, 0, true, 1.0, 1.0, bx.ptr(), work.ptr(), bx.ptr(), 0).unwrap_err();
+        assert_eq!(e.status, Status::InvalidArgument, "{e}");
+    }
+}
