@@ -279,3 +279,32 @@ NDK_EXPORT int NDK(det_decode)(const float* d, const float* anc, float* out, con
   NDK_LAUNCHED();
   return 0;
 }
+
+// ---- remove_small_boxes: ascending indices of boxes with every side >= min_size (a NaN side fails) ----
+// One block walks the boxes in 256-box tiles and compacts them in order with block ballots (n is at most
+// the post-processing candidates, ~10^3-10^4: one block is enough and keeps the order without a scan pass).
+__global__ void __launch_bounds__(256) remove_small_kernel(const float* __restrict__ b, int64_t n, float min_size,
+                                                          int32_t* __restrict__ keep, int32_t* __restrict__ count) {
+  __shared__ int wc[8];
+  int64_t kept = 0;
+  for (int64_t base = 0; base < n; base += blockDim.x) {
+    const int64_t i = base + threadIdx.x;
+    bool ok = false;
+    if (i < n) {
+      const float* x = b + i * 6;
+      ok = (x[2] - x[0]) >= min_size && (x[3] - x[1]) >= min_size && (x[5] - x[4]) >= min_size;
+    }
+    int total;
+    int r = nd_block_rank(ok, wc, &total);
+    if (ok) keep[kept + r] = (int32_t)i;
+    kept += total;
+  }
+  if (threadIdx.x == 0) count[0] = (int32_t)kept;
+}
+
+NDK_EXPORT int NDK(det_remove_small)(const float* b, int64_t n, float min_size, int32_t* keep, int32_t* count,
+                                     void* stream) {
+  ND_LAUNCH(remove_small_kernel, 1, 256, 0, stream, b, n, min_size, keep, count);
+  NDK_LAUNCHED();
+  return 0;
+}

@@ -217,6 +217,7 @@ launchers! { pub struct DetectKernels {
     fn det_elementwise(a: *const f32, b: *const f32, out: *mut f32, g: *const PairGeom, stream: *mut c_void);
     fn det_areas_centers(b: *const f32, areas: *mut f32, centers: *mut f32, n: i64, stream: *mut c_void);
     fn det_clip(b: *mut f32, g: *const ClipGeom, stream: *mut c_void);
+    fn det_remove_small(b: *const f32, n: i64, min_size: f32, keep: *mut i32, count: *mut i32, stream: *mut c_void);
     fn det_anchors(out: *mut f32, g: *const AnchorGeom, stream: *mut c_void);
     fn det_encode(gt: *const f32, anchors: *const f32, out: *mut f32, g: *const CoderGeom, stream: *mut c_void);
     fn det_decode(d: *const f32, anchors: *const f32, out: *mut f32, g: *const CoderGeom, stream: *mut c_void);
@@ -289,6 +290,17 @@ pub fn clip(b: Backend, boxes: u64, n: usize, shape: [f32; 3], stream: u64) -> N
     let g = ClipGeom { n: n as i64, shape };
     let k = DetectKernels::of(b)?;
     call(b, unsafe { (k.det_clip)(boxes as _, &g, st(stream)) }, "det_clip")
+}
+
+/// remove_small_boxes: ascending indices of the boxes with every side >= min_size into keep [n], their
+/// number into count [1] (on the device).
+pub fn remove_small(b: Backend, boxes: u64, n: usize, min_size: f32, keep: u64, count: u64, stream: u64) -> NdResult<()> {
+    i32_count("boxes", n)?;
+    sp(b, boxes, n, 24, "boxes")?;
+    sp(b, keep, n, 4, "keep")?;
+    span(b, count, 4, "count")?;
+    let k = DetectKernels::of(b)?;
+    call(b, unsafe { (k.det_remove_small)(boxes as _, n as i64, min_size, keep as _, count as _, st(stream)) }, "det_remove_small")
 }
 
 /// All levels' anchors into out [A, 6] (levels as `ops::detect::anchors_generate`); returns A.

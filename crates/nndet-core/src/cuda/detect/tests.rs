@@ -65,7 +65,7 @@ fn close(d: &[f32], c: &[f32], rtol: f32, scale: f32, what: &str) {
 fn box_ops_equal_cpu() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for b in test_backends() {
-        for &(n, m) in &[(1usize, 1usize), (63, 65), (64, 5), (7, 200)] {
+        for &(n, m) in &[(1usize, 1usize), (63, 65), (64, 5), (7, 200), (300, 3)] {
             let (ba, bb) = (boxes(&mut rng, n, 20.0, true), boxes(&mut rng, m, 20.0, true));
             let (da, db) = (up(b, &ba), up(b, &bb));
             for kind in [cb::Pairwise::Iou, cb::Pairwise::Giou, cb::Pairwise::CenterDist] {
@@ -93,6 +93,14 @@ fn box_ops_equal_cpu() {
             let mut want = shifted.clone();
             cb::clip(&mut want, [9.5, 12.0, 7.25]);
             same_bits(&down::<f32>(b, &dc), &want, "clip");
+            for min_size in [0.0f32, 2.0, 6.5, f32::NAN] {
+                let (keep, count) = (zeros(b, n * 4), zeros(b, 4));
+                remove_small(b, da.ptr(), n, min_size, keep.ptr(), count.ptr(), 0).unwrap();
+                let mut wk = vec![0i32; n];
+                let wn = cb::remove_small(&ba, min_size, &mut wk);
+                let c = down::<i32>(b, &count)[0] as usize;
+                assert_eq!(&down::<i32>(b, &keep)[..c], &wk[..wn], "remove_small {min_size}");
+            }
         }
         assert!(pairwise(b, 0, 1, 0, 1, 3, 0.0, 0, 0).is_err(), "unknown kind");
     }
