@@ -2,6 +2,11 @@
 // ATSSMatcher.compute_matches). GT boxes [G, 6], anchors [A, 6] level-major (per-level counts), output
 // matches [A] int32: GT index or -1 (BELOW_LOW_THRESHOLD; ATSS never produces BETWEEN_THRESHOLDS).
 //
+// Grouped path (the CPU's fast path): a first pass over the anchors checks per level that every run of
+// per_loc consecutive anchors (one feature-map position of the generator) has bit-identical centres; such
+// a level selects positions instead of anchors (per_loc times less work and traffic): the k nearest
+// anchors by (distance, index) are the anchors, in index order, of the ceil(k / per_loc) nearest
+// positions, the last one cut at k. Other levels select anchor by anchor; both give the same candidates.
 // Kernel 1, one block per GT: per level, the k = min(num_candidates * per_loc, level size) anchors nearest
 // to the GT centre by (centre distance, anchor index) — the CPU's order, ties to the lower index — found by
 // a 4-pass radix select on the distance bits (shared 256-bin histograms; distances are recomputed per pass,
@@ -27,15 +32,16 @@ struct NdAtssGeom {
   int64_t count[ND_ATSS_MAX_LEVELS];  // anchors per level
   int32_t k[ND_ATSS_MAX_LEVELS];      // candidates per level
   int32_t center_in_gt;
-  int32_t pad_;
+  int32_t per_loc;  // anchors per position (the group size of the grouped path)
   const float* gt;       // [G, 6]
   const float* anchors;  // [A, 6]
   int32_t* matches;      // [A]
   int32_t* cand;         // workspace [G, k_total]: candidate anchor, -1 when not positive
   float* cand_iou;       // workspace [G, k_total]
   float* best;           // workspace [A]
+  int32_t* grouped;      // workspace [ND_ATSS_MAX_LEVELS]: level l runs its selection per position
 };
-static_assert(sizeof(NdAtssGeom) == 240, "layout shared with crates/nndet-core/src/cuda/detect.rs");
+static_assert(sizeof(NdAtssGeom) == 248, "layout shared with crates/nndet-core/src/cuda/detect.rs");
 
 __device__ __forceinline__ uint32_t nd_anchor_dist_bits(const float* __restrict__ anchors, int64_t i, const float gc[3]) {
   float a[6];
@@ -67,15 +73,17 @@ __global__ void __launch_bounds__(ND_ATSS_THREADS) atss_candidates_kernel(NdAtss
     for (int l = 0; l < g.levels; ++l) {
       const int k = g.k[l];
       if (k == 0) continue;
-      const int64_t lo = g.start[l], hi = g.start[l] + g.count[l];
-      // radix select of the k-th smallest distance (bits), 8 bits per pass from the top
+      const int P = g.grouped[l] ? g.per_loc : 1;  // anchors per selection unit
+      const int64_t lo = g.start[l], units = g.count[l] / P;
+      const int m = (k + P - 1) / P;               // units to select
+      // radix select of the m-th smallest unit distance (bits), 8 bits per pass from the top
       uint32_t prefix = 0, pmask = 0;
-      int need = k;
+      int need = m;
       for (int shift = 24; shift >= 0; shift -= 8) {
         for (int b = tid; b < 256; b += bd) hist[b] = 0;
         __syncthreads();
-        for (int64_t i = lo + tid; i < hi; i += bd) {
-          uint32_t d = nd_anchor_dist_bits(g.anchors, i, gc);
+        for (int64_t u = tid; u < units; u += bd) {
+          uint32_t d = nd_anchor_dist_bits(g.anchors, lo + u * P, gc);
           if ((d & pmask) == prefix) atomicAdd(&hist[(d >> shift) & 255u], 1);
         }
         __syncthreads();
@@ -95,28 +103,30 @@ __global__ void __launch_bounds__(ND_ATSS_THREADS) atss_candidates_kernel(NdAtss
         need = s_need;
         pmask |= 255u << shift;
       }
-      // prefix = the k-th distance T: take every anchor below T and the `need` lowest-index ones at T
-      const int n_less = k - need;
+      // prefix = the m-th distance T: take every unit below T and the `need` lowest-index ones at T
+      const int n_less = m - need;
       int seen_less = 0, seen_eq = 0;
-      for (int64_t base = lo; base < hi; base += bd) {
-        const int64_t i = base + tid;
-        uint32_t d = i < hi ? nd_anchor_dist_bits(g.anchors, i, gc) : 0xffffffffu;
-        bool less = i < hi && d < prefix, eq = i < hi && d == prefix;
+      for (int64_t base = 0; base < units; base += bd) {
+        const int64_t u = base + tid;
+        uint32_t d = u < units ? nd_anchor_dist_bits(g.anchors, lo + u * P, gc) : 0xffffffffu;
+        bool less = u < units && d < prefix, eq = u < units && d == prefix;
         int tl, te;
         int rl = nd_block_rank(less, wc, &tl);
         int re = nd_block_rank(eq, wc, &te);
-        u64 key = ((u64)d << 32) | (u64)(uint32_t)i;
+        u64 key = ((u64)d << 32) | (u64)(uint32_t)u;
         if (less) skey[seen_less + rl] = key;
         if (eq && seen_eq + re < need) skey[n_less + seen_eq + re] = key;
         seen_less += tl;
         seen_eq += te;
       }
       int kp = 1;
-      while (kp < k) kp <<= 1;
-      for (int j = k + tid; j < kp; j += bd) skey[j] = ND_U64_MAX;
+      while (kp < m) kp <<= 1;
+      for (int j = m + tid; j < kp; j += bd) skey[j] = ND_U64_MAX;
       __syncthreads();
       nd_block_bitonic(skey, kp);
-      for (int j = tid; j < k; j += bd) cand[off + j] = (int32_t)(skey[j] & 0xffffffffu);
+      // expand: the units' anchors in index order, cut at k
+      for (int j = tid; j < k; j += bd)
+        cand[off + j] = (int32_t)(lo + (int64_t)(skey[j / P] & 0xffffffffu) * P + j % P);
       __syncthreads();
       off += k;
     }
@@ -162,9 +172,34 @@ __global__ void __launch_bounds__(ND_ATSS_THREADS) atss_candidates_kernel(NdAtss
 }
 
 __global__ void atss_fill_kernel(NdAtssGeom g) {
+  if (blockIdx.x == 0 && threadIdx.x < (unsigned)g.levels)
+    g.grouped[threadIdx.x] = g.per_loc > 1 && g.count[threadIdx.x] % g.per_loc == 0;
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < g.a; i += (int64_t)gridDim.x * blockDim.x) {
     g.matches[i] = -1;
     if (g.g > 0) g.best[i] = -INFINITY;
+  }
+}
+
+// Clear grouped[l] when some anchor's centre differs (bitwise) from the first anchor of its position.
+// Concurrent writers all store 0, so the race is benign.
+__global__ void atss_groups_kernel(NdAtssGeom g) {
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < g.a; i += (int64_t)gridDim.x * blockDim.x) {
+    int l = 0;
+    while (l + 1 < g.levels && i >= g.start[l + 1]) ++l;
+    if (!g.grouped[l]) continue;
+    const int64_t first = g.start[l] + (i - g.start[l]) / g.per_loc * g.per_loc;
+    if (first == i) continue;
+    float a[6], b[6], ca[3], cb[3];
+#pragma unroll
+    for (int k = 0; k < 6; ++k) {
+      a[k] = __ldg(g.anchors + i * 6 + k);
+      b[k] = __ldg(g.anchors + first * 6 + k);
+    }
+    nd_box_center(a, ca);
+    nd_box_center(b, cb);
+    if (__float_as_uint(ca[0]) != __float_as_uint(cb[0]) || __float_as_uint(ca[1]) != __float_as_uint(cb[1]) ||
+        __float_as_uint(ca[2]) != __float_as_uint(cb[2]))
+      g.grouped[l] = 0;
   }
 }
 
@@ -192,6 +227,8 @@ NDK_EXPORT int NDK(det_atss)(const NdAtssGeom* p, void* stream) {
   ND_LAUNCH(atss_fill_kernel, (unsigned)(b < 65535 ? b : 65535), 256, 0, stream, g);
   NDK_LAUNCHED();
   if (g.g == 0 || g.k_total == 0) return 0;
+  ND_LAUNCH(atss_groups_kernel, (unsigned)(b < 65535 ? b : 65535), 256, 0, stream, g);
+  NDK_LAUNCHED();
   ND_LAUNCH(atss_candidates_kernel, (unsigned)(g.g < 65535 ? g.g : 65535), ND_ATSS_THREADS, 0, stream, g);
   NDK_LAUNCHED();
   ND_LAUNCH(atss_merge_kernel, 1, 256, 0, stream, g);

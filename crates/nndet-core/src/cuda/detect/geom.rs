@@ -88,13 +88,14 @@ pub struct AtssGeom {
     pub count: [i64; MAX_LEVELS],
     pub k: [i32; MAX_LEVELS],
     pub center_in_gt: i32,
-    pub pad_: i32,
+    pub per_loc: i32,
     pub gt: u64,
     pub anchors: u64,
     pub matches: u64,
     pub cand: u64,
     pub cand_iou: u64,
     pub best: u64,
+    pub grouped: u64,
 }
 
 #[repr(C)]
@@ -185,7 +186,7 @@ const _: () = {
     use std::mem::size_of;
     assert!(size_of::<PairGeom>() == 24 && size_of::<ClipGeom>() == 24);
     assert!(size_of::<AnchorGeom>() == 776 && size_of::<CoderGeom>() == 40);
-    assert!(size_of::<NmsGeom>() == 208 && size_of::<AtssGeom>() == 240);
+    assert!(size_of::<NmsGeom>() == 208 && size_of::<AtssGeom>() == 248);
     assert!(size_of::<BceGeom>() == 56 && size_of::<GiouGeom>() == 64);
     assert!(size_of::<HeadGeom>() == 168 && size_of::<SegGeom>() == 88);
     assert!(size_of::<TopkGeom>() == 112);

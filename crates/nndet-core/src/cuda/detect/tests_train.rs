@@ -55,6 +55,22 @@ fn atss_equals_cpu() {
             }
             assert!(atss_workspace_bytes(1, na, &per_level, 27, 40).is_err(), "k above the device limit");
         }
+        // arbitrary anchors (no shared centres: the per-anchor path) on a half-voxel grid, odd level sizes
+        let per_level = [200i32, 63, 1];
+        let anchors = boxes(&mut rng, 264, 20.0, false).iter().map(|v| (v * 2.0).round() / 2.0).collect::<Vec<f32>>();
+        let da = up(b, &anchors);
+        for ng in [1usize, 5] {
+            let gt = boxes(&mut rng, ng, 16.0, false).iter().map(|v| (v * 2.0).round() / 2.0).collect::<Vec<f32>>();
+            let dg = up(b, &gt);
+            for (per_loc, nc, cig) in [(3i32, 4i32, false), (1, 9, true), (3, 30, false)] {
+                let wb = atss_workspace_bytes(ng, 264, &per_level, per_loc, nc).unwrap();
+                let (work, m) = (zeros(b, wb as usize), zeros(b, 264 * 4));
+                atss_match(b, dg.ptr(), ng, da.ptr(), 264, &per_level, per_loc, nc, cig, work.ptr(), wb, m.ptr(), 0).unwrap();
+                let mut want = vec![0i32; 264];
+                cat::atss_match(&gt, &cat::Flat(&anchors), &[200, 63, 1], per_loc as usize, nc as usize, cig, false, &mut want).unwrap();
+                assert_eq!(down::<i32>(b, &m), want, "arbitrary anchors ng={ng} per_loc={per_loc} nc={nc}");
+            }
+        }
     }
 }
 

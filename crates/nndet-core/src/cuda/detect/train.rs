@@ -18,7 +18,7 @@ fn atss_dims(per_level: &[i32], per_loc: i32, num_candidates: i32) -> NdResult<(
 /// Workspace bytes of `atss_match` for `g` GT boxes and `a` anchors.
 pub fn atss_workspace_bytes(g: usize, a: usize, per_level: &[i32], per_loc: i32, num_candidates: i32) -> NdResult<u64> {
     let (_, kt) = atss_dims(per_level, per_loc, num_candidates)?;
-    Ok((g * kt * 8 + a * 4) as u64)
+    Ok((g * kt * 8 + a * 4 + 4 * MAX_LEVELS) as u64)
 }
 
 /// ATSS matches [A] (GT index or -1) as `cpu::detect::atss::atss_match` on flat anchors [A, 6].
@@ -46,11 +46,9 @@ pub fn atss_match(
     sp(b, gt, ng, 24, "gt boxes")?;
     sp(b, anchors, na, 24, "anchors")?;
     sp(b, matches, na, 4, "matches")?;
-    let need = (ng * kt * 8 + na * 4) as u64;
+    let need = (ng * kt * 8 + na * 4 + 4 * MAX_LEVELS) as u64;
     crate::ensure!(work_bytes >= need, "ATSS workspace has {work_bytes} bytes, needs {need}");
-    if need > 0 {
-        span(b, work, need, "workspace")?;
-    }
+    span(b, work, need, "workspace")?;
     let mut g = AtssGeom { g: ng as i64, a: na as i64, levels: per_level.len() as i32, k_total: kt as i32, ..Default::default() };
     let mut lo = 0i64;
     for (l, &c) in per_level.iter().enumerate() {
@@ -60,12 +58,14 @@ pub fn atss_match(
         lo += c as i64;
     }
     g.center_in_gt = center_in_gt as i32;
+    g.per_loc = per_loc;
     g.gt = gt;
     g.anchors = anchors;
     g.matches = matches;
     g.cand = work;
     g.cand_iou = work + (ng * kt * 4) as u64;
     g.best = work + (ng * kt * 8) as u64;
+    g.grouped = g.best + (na * 4) as u64;
     let k = DetectKernels::of(b)?;
     call(b, unsafe { (k.det_atss)(&g, st(stream)) }, "det_atss")
 }
