@@ -138,7 +138,7 @@ static_assert(sizeof(NdClipGeom) == 24, "layout shared with crates/nndet-core/sr
 __global__ void clip_kernel(float* __restrict__ b, NdClipGeom g) {
   for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < g.n * 6; e += (int64_t)gridDim.x * blockDim.x) {
     int k = (int)(e % 6);
-    float s = k == 4 || k == 5 ? g.shape[2] : g.shape[k & 1];
+    float s = k >= 4 ? g.shape[2] : ((k & 1) ? g.shape[1] : g.shape[0]);  // no dynamic index: no local memory
     b[e] = nd_minp(nd_maxp(b[e], 0.0f), s);
   }
 }
