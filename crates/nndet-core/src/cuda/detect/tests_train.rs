@@ -55,6 +55,29 @@ fn atss_equals_cpu() {
             }
             assert!(atss_workspace_bytes(1, na, &per_level, 27, 40).is_err(), "k above the device limit");
         }
+        // a plan-like pyramid: 27 anchors per position on 8^3 / 4^3 / 2^3 grids (strides 4, 8, 16), several seeds
+        let pyramid = vec![
+            level([4.0, 6.0, 9.5], [5.0, 7.5, 11.0], [3.0, 4.5, 7.0], [8, 8, 8], 4),
+            level([8.0, 12.0, 19.0], [10.0, 15.0, 22.0], [6.0, 9.0, 14.0], [4, 4, 4], 8),
+            level([16.0, 24.0, 38.0], [20.0, 30.0, 44.0], [12.0, 18.0, 28.0], [2, 2, 2], 16),
+        ];
+        let per_level: Vec<i32> = pyramid.iter().map(|l| l.count() as i32).collect();
+        let na: usize = per_level.iter().map(|&c| c as usize).sum();
+        let mut anchors = vec![0f32; na * 6];
+        ca::generate(&pyramid, &mut anchors);
+        let da = up(b, &anchors);
+        for _seed in 0..3 {
+            let ng = 6;
+            let gt = boxes(&mut rng, ng, 24.0, false).iter().map(|v| (v * 2.0).round() / 2.0 + 2.0).collect::<Vec<f32>>();
+            let dg = up(b, &gt);
+            let wb = atss_workspace_bytes(ng, na, &per_level, 27, 4).unwrap();
+            let (work, m) = (zeros(b, wb as usize), zeros(b, na * 4));
+            atss_match(b, dg.ptr(), ng, da.ptr(), na, &per_level, 27, 4, true, work.ptr(), wb, m.ptr(), 0).unwrap();
+            let mut want = vec![0i32; na];
+            let pl: Vec<usize> = per_level.iter().map(|&c| c as usize).collect();
+            cat::atss_match(&gt, &cat::Flat(&anchors), &pl, 27, 4, true, true, &mut want).unwrap();
+            assert_eq!(down::<i32>(b, &m), want, "pyramid");
+        }
         // arbitrary anchors (no shared centres: the per-anchor path) on a half-voxel grid, odd level sizes
         let per_level = [200i32, 63, 1];
         let anchors = boxes(&mut rng, 264, 20.0, false).iter().map(|v| (v * 2.0).round() / 2.0).collect::<Vec<f32>>();
