@@ -56,3 +56,15 @@ NDK_EXPORT int ndk_memcpy_d2d(void* dst, const void* src, uint64_t bytes) {
 NDK_EXPORT int ndk_memset(void* dst, int value, uint64_t bytes) { return (int)cudaMemset(dst, value, bytes); }
 
 NDK_EXPORT int ndk_synchronize() { return (int)cudaDeviceSynchronize(); }
+
+// A non-blocking stream for one model's work (kernels of one step run in order on it).
+NDK_EXPORT int ndk_stream_create(void** out) {
+  cudaStream_t s = nullptr;
+  NDK_TRY(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  *out = (void*)s;
+  return 0;
+}
+
+NDK_EXPORT int ndk_stream_destroy(void* s) { return (int)cudaStreamDestroy((cudaStream_t)s); }
+
+NDK_EXPORT int ndk_stream_sync(void* s) { return (int)cudaStreamSynchronize((cudaStream_t)s); }

@@ -23,3 +23,16 @@ NDK_EXPORT int ndke_memcpy_d2h(void* dst, const void* src, uint64_t bytes) { ret
 NDK_EXPORT int ndke_memcpy_d2d(void* dst, const void* src, uint64_t bytes) { return (int)cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice); }
 NDK_EXPORT int ndke_memset(void* dst, int value, uint64_t bytes) { return (int)cudaMemset(dst, value, bytes); }
 NDK_EXPORT int ndke_synchronize() { return (int)cudaGetLastError(); }
+
+// Emulated streams: every launch already ran to completion; a stream is only a distinct token.
+NDK_EXPORT int ndke_stream_create(void** out) {
+  *out = std::malloc(1);
+  return *out ? 0 : (int)cudaErrorMemoryAllocation;
+}
+
+NDK_EXPORT int ndke_stream_destroy(void* s) {
+  std::free(s);
+  return 0;
+}
+
+NDK_EXPORT int ndke_stream_sync(void*) { return (int)cudaGetLastError(); }

@@ -1,5 +1,5 @@
-// RetinaUNetV001 (nnDetection, spec §5.1-5.4) as explicit forward/backward call sequences over buffers
-// allocated once for (plan, patch, batch). No autograd: backward is forward in reverse.
+// RetinaUNetV001 (nnDetection, spec §5.1-5.4) on the CPU: float32 buffers allocated once for (plan, patch,
+// batch), driven by the call sequences of schedule.ts (shared with the device model). No autograd.
 //
 // Graph: encoder stages s = 0..S-1 of 2 x [Conv3d(no bias) -> InstanceNorm3d(affine) -> ReLU] (first conv of
 // stage s >= 1 strided); UFPN decoder x_l = lateral_l(enc_l) + up_{l+1}(x_{l+1}) (1x1x1 conv, ConvTranspose3d
@@ -18,11 +18,12 @@ import { conv3dFwd, conv3dBwdData, conv3dBwdWeight, convt3dFwd, convt3dBwdData, 
 import { normBwd, normFwd, type NormGeom, permuteBwd, permuteFwd, scaleBwd, scaleFwd, sgdStep, type SgdHyper } from "../native/ops/engine";
 import type { ArchPlan, Vec3 } from "./arch";
 import { decayMask, paramCount, view } from "./params";
-import { type GraphPlan, planGraph } from "./graph";
+import { type GraphPlan, type HeadNode, planGraph } from "./graph";
+import { type NetOps, runBackward, runForward } from "./schedule";
 
 export type { GraphPlan };
 
-export class RetinaUNet {
+export class RetinaUNet implements NetOps {
   readonly g: GraphPlan;
   readonly params: Float32Array;
   readonly grads: Float32Array;
@@ -59,12 +60,6 @@ export class RetinaUNet {
     const arena = new ArrayBuffer(this.g.arenaBytes);
     this.#buf = new Map();
     for (const b of this.g.buffers) this.#buf.set(b.name, new Float32Array(arena, b.byteOffset, b.size));
-    // "slot@size" names (inference graphs): the first `size` floats of a shared slot
-    const refs = [...this.g.encoder.flat().flatMap((u) => [u.x, u.y]), ...this.g.heads.flatMap((h) => [h.x1, h.y1, h.x2, h.y2, h.oKeep ?? ""])];
-    for (const r of refs) {
-      const at = r.indexOf("@");
-      if (at > 0) this.#buf.set(r, this.#buf.get(r.slice(0, at))!.subarray(0, Number(r.slice(at + 1))));
-    }
     this.#ws = new Uint8Array(this.g.workspaceBytes);
     const B = (k: string) => this.#buf.get(k)!;
     this.input = B("input");
@@ -76,10 +71,16 @@ export class RetinaUNet {
     this.dseg = training ? B("dout.seg") : new Float32Array(0);
   }
 
+  /** A buffer by name; "slot@size" is the first `size` floats of buffer `slot` (shared slots, scratch). */
   #b(name: string): Float32Array {
     const v = this.#buf.get(name);
-    if (!v) throw new Error(`retina-unet: no buffer ${name}`);
-    return v;
+    if (v) return v;
+    const at = name.indexOf("@");
+    const base = at > 0 ? this.#buf.get(name.slice(0, at)) : undefined;
+    if (!base) throw new Error(`retina-unet: no buffer ${name}`);
+    const sub = base.subarray(0, Number(name.slice(at + 1)));
+    this.#buf.set(name, sub);
+    return sub;
   }
   #p(name: string): Float32Array {
     return this.#P.get(name)!;
@@ -99,123 +100,67 @@ export class RetinaUNet {
     this.timings.set(cat, (this.timings.get(cat) ?? 0) + (performance.now() - t0) / 1000);
   }
 
-  #conv(c: ConvLayer, x: Float32Array, y: Float32Array, accumulate = false): void {
+  // --- NetOps over Float32Array buffers (schedule.ts calls these in order) ---
+  conv(c: ConvLayer, x: string, y: string, accumulate: boolean): void {
     const f = c.transposed ? convt3dFwd : conv3dFwd;
     const b = c.bias ? this.#p(`${c.name}.bias`) : null;
-    this.#time("conv fwd", () => f(accumulate ? c.pAcc : c.p, x, this.#p(`${c.name}.weight`), b, y, this.#ws));
+    const [xb, yb] = [this.#b(x), this.#b(y)];
+    this.#time("conv fwd", () => f(accumulate ? c.pAcc : c.p, xb, this.#p(`${c.name}.weight`), b, yb, this.#ws));
   }
-  #convBwdWeight(c: ConvLayer, x: Float32Array, dy: Float32Array): void {
+  convBwdWeight(c: ConvLayer, x: string, dy: string): void {
     const f = c.transposed ? convt3dBwdWeight : conv3dBwdWeight;
     const db = c.bias ? this.#d(`${c.name}.bias`) : null;
-    this.#time("conv bwd-weight", () => f(c.pAcc, x, dy, this.#d(`${c.name}.weight`), db, this.#ws));
+    const [xb, dyb] = [this.#b(x), this.#b(dy)];
+    this.#time("conv bwd-weight", () => f(c.pAcc, xb, dyb, this.#d(`${c.name}.weight`), db, this.#ws));
   }
-  #convBwdData(c: ConvLayer, dy: Float32Array, dx: Float32Array, accumulate: boolean): void {
+  convBwdData(c: ConvLayer, dy: string, dx: string, accumulate: boolean): void {
     const f = c.transposed ? convt3dBwdData : conv3dBwdData;
-    this.#time("conv bwd-data", () => f(accumulate ? c.pAcc : c.p, dy, this.#p(`${c.name}.weight`), dx, this.#ws));
+    const [dyb, dxb] = [this.#b(dy), this.#b(dx)];
+    this.#time("conv bwd-data", () => f(accumulate ? c.pAcc : c.p, dyb, this.#p(`${c.name}.weight`), dxb, this.#ws));
   }
-  #norm(n: NormLayer, x: Float32Array, y: Float32Array): void {
+  norm(n: NormLayer, x: string, y: string): void {
     const [w, b, m, r] = [this.#p(`${n.name}.weight`), this.#p(`${n.name}.bias`), this.#b(`${n.stats}.mean`), this.#b(`${n.stats}.rstd`)];
-    this.#time("norm+relu fwd", () => normFwd(n.geom, x, w, b, y, m, r, n.pFwd));
+    const [xb, yb] = [this.#b(x), this.#b(y)];
+    this.#time("norm+relu fwd", () => normFwd(n.geom, xb, w, b, yb, m, r, n.pFwd));
   }
-  /** dy in `dy`; dx written over x (in place). */
-  #normBwd(n: NormLayer, xdx: Float32Array, dy: Float32Array): void {
+  normBwd(n: NormLayer, xdx: string, dy: string): void {
     const [w, b, m, r] = [this.#p(`${n.name}.weight`), this.#p(`${n.name}.bias`), this.#b(`${n.stats}.mean`), this.#b(`${n.stats}.rstd`)];
     const [dw, db] = [this.#d(`${n.name}.weight`), this.#d(`${n.name}.bias`)];
-    this.#time("norm+relu bwd", () => normBwd(n.geom, xdx, b, dy, w, m, r, xdx, dw, db, n.pBwd));
+    const [xb, dyb] = [this.#b(xdx), this.#b(dy)];
+    this.#time("norm+relu bwd", () => normBwd(n.geom, xb, b, dyb, w, m, r, xb, dw, db, n.pBwd));
+  }
+  headOut(h: HeadNode, o: string): void {
+    const ob = this.#b(o);
+    const out = h.kind === "cls" ? this.cls : this.reg;
+    this.#time("permute+scale", () => {
+      permuteFwd(h.perm, ob, out, h.pPerm);
+      if (h.kind !== "reg") return;
+      // NOTE: the scale multiplies the permuted copy in place, image by image (rows of one level).
+      const s = this.#p(h.scale!);
+      for (let n = 0; n < this.g.batch; n++) {
+        const seg = out.subarray(n * h.perm.yStride + h.perm.yOff, n * h.perm.yStride + h.perm.yOff + h.oSize / this.g.batch);
+        scaleFwd(seg, s, seg);
+      }
+    });
+  }
+  headOutBwd(h: HeadNode, o: string): void {
+    const ob = this.#b(o);
+    this.#time("permute+scale", () => {
+      permuteBwd(h.perm, h.kind === "cls" ? this.dcls : this.dreg, ob, h.pPerm);
+      if (h.kind === "reg") scaleBwd(this.#b(h.oKeep!), ob, this.#p(h.scale!), ob, this.#d(h.scale!), { accScale: true });
+    });
+  }
+  zeroGrads(): void {
+    this.#time("zero grads", () => this.grads.fill(0));
   }
 
   forward(): void {
-    const g = this.g;
-    let inp = this.input;
-    for (const st of g.encoder) {
-      for (const u of st) {
-        this.#conv(u.conv, inp, this.#b(u.x));
-        this.#norm(u.norm, this.#b(u.x), this.#b(u.y));
-        inp = this.#b(u.y);
-      }
-    }
-    for (let l = g.levels.length - 1; l >= 0; l--) {
-      const lv = g.levels[l]!;
-      this.#conv(lv.lateral, this.#b(lv.encOut), this.#b(lv.x));
-      if (l < g.levels.length - 1) this.#conv(g.levels[l + 1]!.up!, this.#b(g.levels[l + 1]!.x), this.#b(lv.x), true);
-    }
-    for (const lv of g.levels) if (lv.used) this.#conv(lv.out, this.#b(lv.x), this.#b(lv.p));
-    for (const h of g.heads) {
-      const P = this.#b(g.levels[h.level]!.p);
-      this.#conv(h.c1, P, this.#b(h.x1));
-      this.#norm(h.n1, this.#b(h.x1), this.#b(h.y1));
-      this.#conv(h.c2, this.#b(h.y1), this.#b(h.x2));
-      this.#norm(h.n2, this.#b(h.x2), this.#b(h.y2));
-      // the regressor keeps its raw output for the scale's gradient; the classifier's goes through scratch
-      const o = h.kind === "reg" ? this.#b(h.oKeep!) : this.#b(h.o).subarray(0, h.oSize);
-      this.#conv(h.cOut, this.#b(h.y2), o);
-      const out = h.kind === "cls" ? this.cls : this.reg;
-      this.#time("permute+scale", () => {
-        permuteFwd(h.perm, o, out, h.pPerm);
-        if (h.kind !== "reg") return;
-        // NOTE: the scale multiplies the permuted copy in place, image by image (rows of one level).
-        const s = this.#p(h.scale!);
-        for (let n = 0; n < g.batch; n++) {
-          const seg = out.subarray(n * h.perm.yStride + h.perm.yOff, n * h.perm.yStride + h.perm.yOff + h.oSize / g.batch);
-          scaleFwd(seg, s, seg);
-        }
-      });
-    }
-    this.#conv(g.seg, this.#b(g.levels[0]!.p), this.seg);
+    runForward(this.g, this);
   }
 
   /** Gradients of all parameters (overwritten) for the upstream gradients in dcls, dreg, dseg. */
   backward(): void {
-    const g = this.g;
-    this.#time("zero grads", () => this.grads.fill(0));
-    // heads: everything down to each trunk's first conv weight gradient
-    for (let i = g.heads.length - 1; i >= 0; i--) {
-      const h = g.heads[i]!;
-      const o = this.#b(h.o).subarray(0, h.oSize);
-      this.#time("permute+scale", () => {
-        permuteBwd(h.perm, h.kind === "cls" ? this.dcls : this.dreg, o, h.pPerm);
-        if (h.kind === "reg") scaleBwd(this.#b(h.oKeep!), o, this.#p(h.scale!), o, this.#d(h.scale!), { accScale: true });
-      });
-      this.#convBwdWeight(h.cOut, this.#b(h.y2), o);
-      this.#convBwdData(h.cOut, o, this.#b(h.y2), false);
-      this.#normBwd(h.n2, this.#b(h.x2), this.#b(h.y2));
-      this.#convBwdWeight(h.c2, this.#b(h.y1), this.#b(h.x2));
-      this.#convBwdData(h.c2, this.#b(h.x2), this.#b(h.y1), false);
-      this.#normBwd(h.n1, this.#b(h.x1), this.#b(h.y1));
-      this.#convBwdWeight(h.c1, this.#b(g.levels[h.level]!.p), this.#b(h.x1));
-    }
-    this.#convBwdWeight(g.seg, this.#b(g.levels[0]!.p), this.dseg);
-    // dP_l into P_l's buffer once every reader of P_l has taken its weight gradient
-    const written = new Set<number>();
-    const into = (l: number) => {
-      const first = !written.has(l);
-      written.add(l);
-      return !first;
-    };
-    for (const h of g.heads) this.#convBwdData(h.c1, this.#b(h.x1), this.#b(g.levels[h.level]!.p), into(h.level));
-    this.#convBwdData(g.seg, this.dseg, this.#b(g.levels[0]!.p), into(0));
-    // decoder, shallow to deep: dx_l = out_l'(dP_l) + up_l'(dx_{l-1}), then the lateral conv
-    for (let l = 0; l < g.levels.length; l++) {
-      const lv = g.levels[l]!;
-      const x = this.#b(lv.x);
-      if (l > 0) this.#convBwdWeight(lv.up!, x, this.#b(g.levels[l - 1]!.x));
-      if (lv.used) this.#convBwdWeight(lv.out, x, this.#b(lv.p));
-      if (lv.used) this.#convBwdData(lv.out, this.#b(lv.p), x, false);
-      if (l > 0) this.#convBwdData(lv.up!, this.#b(g.levels[l - 1]!.x), x, lv.used);
-      this.#convBwdWeight(lv.lateral, this.#b(lv.encOut), x);
-      this.#convBwdData(lv.lateral, x, this.#b(lv.encGrad), false);
-    }
-    // encoder, deep to shallow
-    for (let s = g.encoder.length - 1; s >= 0; s--) {
-      const [u0, u1] = g.encoder[s] as [EncUnit, EncUnit];
-      this.#normBwd(u1.norm, this.#b(u1.x), this.#b(g.levels[s]!.encGrad));
-      this.#convBwdWeight(u1.conv, this.#b(u0.y), this.#b(u1.x));
-      this.#convBwdData(u1.conv, this.#b(u1.x), this.#b(u0.y), false);
-      this.#normBwd(u0.norm, this.#b(u0.x), this.#b(u0.y));
-      const inp = s === 0 ? this.input : this.#b(g.encoder[s - 1]![1]!.y);
-      this.#convBwdWeight(u0.conv, inp, this.#b(u0.x));
-      if (s > 0) this.#convBwdData(u0.conv, this.#b(u0.x), this.#b(g.levels[s - 1]!.encGrad), true);
-    }
+    runBackward(this.g, this);
   }
 
   /** One SGD step on the flat buffers (torch.optim.SGD semantics; the decay mask from the param specs). */

@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import { symbols, type Symbols } from "./symbols/index";
 
 /** Must equal crates/nndet-core/src/lib.rs ABI_VERSION. */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 let lib: Library<Symbols> | null = null;
 let libPath = "";

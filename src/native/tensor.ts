@@ -1,5 +1,6 @@
-// Buffers owned by the native side: 64-byte aligned host memory (HostBuffer) and CUDA device memory
-// (DeviceBuffer), plus the CUDA device queries. Both are freed explicitly with free(); a
+// Buffers owned by the native side: 64-byte aligned host memory (HostBuffer) and device memory
+// (DeviceBuffer) on a device backend: "cuda" (the GPU) or "emu" (the CPU emulator that runs the same kernel
+// sources; tests and debugging), plus the CUDA device queries. Both are freed explicitly with free(); a
 // FinalizationRegistry only reports a buffer that was garbage-collected without being freed (a leak).
 import { toArrayBuffer } from "bun:ffi";
 import { check, NativeError } from "./errors";
@@ -40,31 +41,45 @@ export class HostBuffer {
   }
 }
 
-/** A CUDA device allocation, referred to by its handle. */
+/** Where device kernels run: the GPU, or the CPU emulator of the same kernels (cuda/emu/). */
+export type DeviceKind = "cuda" | "emu";
+export const BACKEND_CODE: Record<DeviceKind, number> = { cuda: 0, emu: 1 };
+
+/** A device allocation on `kind`, referred to by its address (`handle`; sub-ranges by byte offset). */
 export class DeviceBuffer {
   readonly byteLength: number;
+  readonly kind: DeviceKind;
   #handle: bigint;
-  constructor(byteLength: number) {
+  constructor(byteLength: number, kind: DeviceKind = "cuda") {
     const out = new BigUint64Array(1);
-    check(native().nd_cuda_malloc(byteLength, out), "cudaMalloc");
+    check(native().nd_dev_malloc(BACKEND_CODE[kind], byteLength, out), "deviceMalloc");
     this.#handle = out[0]!;
     this.byteLength = byteLength;
-    leaks.register(this, `device buffer of ${byteLength} bytes`, this);
+    this.kind = kind;
+    leaks.register(this, `${kind} device buffer of ${byteLength} bytes`, this);
   }
   get handle(): bigint {
     return this.#handle;
   }
+  /** The device address `offset` bytes in. */
+  at(offset: number): bigint {
+    return this.#handle + BigInt(offset);
+  }
   upload(src: ArrayBufferView, offset = 0): void {
     const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
-    check(native().nd_cuda_upload(this.#handle, offset, bytes, bytes.byteLength), "cudaUpload");
+    check(native().nd_dev_upload(BACKEND_CODE[this.kind], this.#handle, offset, bytes, bytes.byteLength), "deviceUpload");
   }
   download<T extends ArrayBufferView>(dst: T, offset = 0): T {
     const bytes = new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength);
-    check(native().nd_cuda_download(this.#handle, offset, bytes, bytes.byteLength), "cudaDownload");
+    check(native().nd_dev_download(BACKEND_CODE[this.kind], this.#handle, offset, bytes, bytes.byteLength), "deviceDownload");
     return dst;
   }
+  /** Fill `bytes` from `offset` with the byte `value` (asynchronous on the device). */
+  fill(value: number, offset = 0, bytes = this.byteLength - offset): void {
+    check(native().nd_dev_memset(BACKEND_CODE[this.kind], this.at(offset), value, bytes), "deviceMemset");
+  }
   free(): void {
-    check(native().nd_cuda_free(this.#handle), "cudaFree");
+    check(native().nd_dev_free(BACKEND_CODE[this.kind], this.#handle), "deviceFree");
     this.#handle = 0n;
     leaks.unregister(this);
   }
@@ -136,11 +151,35 @@ export function cudaReport(): CudaReport {
   return report;
 }
 
-export function cudaSynchronize(): void {
-  check(native().nd_cuda_synchronize(), "cudaSynchronize");
+/** Wait for the device `kind`; reports the first kernel error, if any. */
+export function deviceSync(kind: DeviceKind = "cuda"): void {
+  check(native().nd_dev_sync(BACKEND_CODE[kind]), "deviceSync");
 }
 
-/** y = a*x + y on two device buffers of n float32 (the GPU smoke kernel). */
-export function cudaSaxpy(a: number, x: DeviceBuffer, y: DeviceBuffer, n: number): void {
-  check(native().nd_cuda_saxpy(a, x.handle, y.handle, n), "cudaSaxpy");
+/** A stream on device `kind`: kernels queued on it run in order; `sync()` waits for them. */
+export class DeviceStream {
+  readonly kind: DeviceKind;
+  #handle: bigint;
+  constructor(kind: DeviceKind) {
+    const out = new BigUint64Array(1);
+    check(native().nd_dev_stream_create(BACKEND_CODE[kind], out), "streamCreate");
+    this.kind = kind;
+    this.#handle = out[0]!;
+  }
+  get handle(): bigint {
+    return this.#handle;
+  }
+  sync(): void {
+    check(native().nd_dev_stream_sync(BACKEND_CODE[this.kind], this.#handle), "streamSync");
+  }
+  destroy(): void {
+    check(native().nd_dev_stream_destroy(BACKEND_CODE[this.kind], this.#handle), "streamDestroy");
+    this.#handle = 0n;
+  }
+}
+
+/** y = a*x + y on two device buffers of n float32 (the smoke kernel). */
+export function deviceSaxpy(a: number, x: DeviceBuffer, y: DeviceBuffer, n: number): void {
+  if (x.kind !== y.kind) throw new Error(`deviceSaxpy: buffers of two backends (${x.kind}, ${y.kind})`);
+  check(native().nd_dev_saxpy(BACKEND_CODE[x.kind], a, x.handle, y.handle, n), "deviceSaxpy");
 }

@@ -9,9 +9,11 @@ import {
   convertToF32,
   cpuInfo,
   cudaReport,
-  cudaSaxpy,
+  deviceSaxpy,
   debugPanic,
   DeviceBuffer,
+  type DeviceKind,
+  deviceSync,
   HostBuffer,
   hasCuda,
   loadedLibraryPath,
@@ -148,26 +150,34 @@ describe("CUDA basics", () => {
     }
   });
 
-  test.if(requireCuda)("GPU: device properties, round trip, saxpy, bounds", () => {
+  test.if(requireCuda)("GPU: device properties", () => {
     const r = cudaReport();
     expect(r.devices.length).toBeGreaterThan(0);
     const d = r.devices[0]!;
     expect(d.totalMemory).toBeGreaterThan(1 << 30);
     expect(Number(d.computeCapability.split(".")[0])).toBeGreaterThanOrEqual(8);
-    const n = 1 << 20;
-    const x = new Float32Array(n).map((_, i) => i % 1000);
-    const y = new Float32Array(n).fill(1);
-    const dx = new DeviceBuffer(n * 4);
-    const dy = new DeviceBuffer(n * 4);
-    dx.upload(x);
-    dy.upload(y);
-    cudaSaxpy(3, dx, dy, n);
-    const out = dy.download(new Float32Array(n));
-    for (let i = 0; i < n; i += 997) expect(out[i]).toBe(3 * (i % 1000) + 1);
-    const e = nativeError(() => dy.download(new Float32Array(8), n * 4 - 16));
-    expect(e.code).toBe(Status.BufferSize);
-    dx.free();
-    dy.free();
-    expect(() => dx.free()).toThrow();
   });
+
+  for (const kind of ["emu", ...(requireCuda ? ["cuda"] : [])] as DeviceKind[]) {
+    test(`${kind}: round trip, memset, saxpy, bounds, double free`, () => {
+      const n = kind === "emu" ? 1 << 14 : 1 << 20;
+      const x = new Float32Array(n).map((_, i) => i % 1000);
+      const y = new Float32Array(n).fill(1);
+      const dx = new DeviceBuffer(n * 4, kind);
+      const dy = new DeviceBuffer(n * 4, kind);
+      dx.upload(x);
+      dy.upload(y);
+      deviceSaxpy(3, dx, dy, n);
+      deviceSync(kind);
+      const out = dy.download(new Float32Array(n));
+      for (let i = 0; i < n; i += 97) expect(out[i]).toBe(3 * (i % 1000) + 1);
+      dy.fill(0, 8, 8);
+      expect([...dy.download(new Float32Array(4))]).toEqual([1, 4, 0, 0]);
+      const e = nativeError(() => dy.download(new Float32Array(8), n * 4 - 16));
+      expect(e.code).toBe(Status.BufferSize);
+      dx.free();
+      dy.free();
+      expect(() => dx.free()).toThrow();
+    });
+  }
 });

@@ -20,4 +20,4 @@ pub mod memory;
 pub mod ops;
 pub mod pool;
 
-pub const ABI_VERSION: i32 = 2;
+pub const ABI_VERSION: i32 = 3;

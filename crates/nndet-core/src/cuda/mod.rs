@@ -86,6 +86,9 @@ launchers! {
         fn memcpy_d2d(dst: *mut c_void, src: *const c_void, bytes: u64);
         fn memset(dst: *mut c_void, value: c_int, bytes: u64);
         fn synchronize();
+        fn stream_create(out: *mut *mut c_void);
+        fn stream_destroy(s: *mut c_void);
+        fn stream_sync(s: *mut c_void);
     }
 }
 
@@ -300,6 +303,44 @@ pub fn sync(b: Backend) -> NdResult<()> {
     call(b, unsafe { (k.synchronize)() }, "synchronize")
 }
 
+/// Live streams: handle -> backend (so a destroyed or foreign stream is refused, not passed to the driver).
+static STREAMS: Mutex<BTreeMap<u64, Backend>> = Mutex::new(BTreeMap::new());
+
+/// A new stream on `b` (kernels on one stream run in order; the null stream 0 is the default stream).
+pub fn stream_create(b: Backend) -> NdResult<u64> {
+    let k = Runtime::of(b)?;
+    let mut s: *mut c_void = std::ptr::null_mut();
+    call(b, unsafe { (k.stream_create)(&mut s) }, "stream create")?;
+    STREAMS.lock().unwrap_or_else(|p| p.into_inner()).insert(s as u64, b);
+    Ok(s as u64)
+}
+
+/// Check a stream argument: 0 (the default stream) or a live stream of `b`.
+pub fn stream_ok(b: Backend, s: u64) -> NdResult<*mut c_void> {
+    if s != 0 && STREAMS.lock().unwrap_or_else(|p| p.into_inner()).get(&s) != Some(&b) {
+        return Err(NdError::invalid(format!("stream {s:#x} is not a live {} stream", b.name())));
+    }
+    Ok(s as *mut c_void)
+}
+
+pub fn stream_destroy(b: Backend, s: u64) -> NdResult<()> {
+    let k = Runtime::of(b)?;
+    if s == 0 || STREAMS.lock().unwrap_or_else(|p| p.into_inner()).remove(&s).is_none() {
+        return Err(NdError::invalid(format!("stream {s:#x} is not a live stream (destroyed twice?)")));
+    }
+    call(b, unsafe { (k.stream_destroy)(s as *mut c_void) }, "stream destroy")
+}
+
+/// Wait for the work queued on stream `s` (0: the whole device).
+pub fn stream_sync(b: Backend, s: u64) -> NdResult<()> {
+    let k = Runtime::of(b)?;
+    if s == 0 {
+        return sync(b);
+    }
+    let p = stream_ok(b, s)?;
+    call(b, unsafe { (k.stream_sync)(p) }, "stream synchronize")
+}
+
 pub fn malloc(bytes: u64) -> NdResult<u64> {
     malloc_on(Backend::Cuda, bytes)
 }
@@ -452,6 +493,11 @@ mod tests {
             let e = saxpy_on(other, 1.0, dx.ptr(), dy.ptr(), 1).unwrap_err();
             assert!(matches!(e.status, Status::InvalidArgument | Status::NoCuda), "{e}");
         }
+        let s = stream_create(Backend::Emu).unwrap();
+        assert!(stream_ok(Backend::Emu, s).is_ok() && stream_ok(Backend::Emu, s + 1).is_err());
+        stream_sync(Backend::Emu, s).unwrap();
+        stream_destroy(Backend::Emu, s).unwrap();
+        assert!(stream_destroy(Backend::Emu, s).is_err());
         let d = DevBuf::zeroed(Backend::Emu, 64).unwrap();
         let h = d.ptr();
         drop(d);

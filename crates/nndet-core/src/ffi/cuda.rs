@@ -68,22 +68,31 @@ pub unsafe extern "C" fn nd_cuda_mem_info(free_b: *mut u64, total_b: *mut u64) -
     })
 }
 
-/// Allocate `bytes` of device memory; the handle goes to `*handle`.
+/// The backend of a device call: 0 = the GPU (CUDA), 1 = the CPU emulator of the same kernels.
+pub fn backend_of(code: i32) -> Result<cuda::Backend, NdError> {
+    match code {
+        0 => Ok(cuda::Backend::Cuda),
+        1 => Ok(cuda::Backend::Emu),
+        _ => Err(NdError::invalid(format!("device backend must be 0 (cuda) or 1 (emu), got {code}"))),
+    }
+}
+
+/// Allocate `bytes` of device memory on `backend`; the address goes to `*handle`.
 ///
 /// # Safety
 /// `handle` must point to one u64.
 #[no_mangle]
-pub unsafe extern "C" fn nd_cuda_malloc(bytes: u64, handle: *mut u64) -> i32 {
-    guard("nd_cuda_malloc", || {
+pub unsafe extern "C" fn nd_dev_malloc(backend: i32, bytes: u64, handle: *mut u64) -> i32 {
+    guard("nd_dev_malloc", || {
         let o = out(handle, "handle")?;
-        *o = cuda::malloc(bytes)?;
+        *o = cuda::malloc_on(backend_of(backend)?, bytes)?;
         Ok(())
     })
 }
 
 #[no_mangle]
-pub extern "C" fn nd_cuda_free(handle: u64) -> i32 {
-    guard("nd_cuda_free", || cuda::free(handle))
+pub extern "C" fn nd_dev_free(backend: i32, handle: u64) -> i32 {
+    guard("nd_dev_free", || cuda::free_on(backend_of(backend)?, handle))
 }
 
 /// Copy `bytes` host bytes from `src` to device buffer `handle` at byte `offset`.
@@ -91,27 +100,57 @@ pub extern "C" fn nd_cuda_free(handle: u64) -> i32 {
 /// # Safety
 /// `src` must hold `bytes` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn nd_cuda_upload(handle: u64, offset: u64, src: *const u8, bytes: u64) -> i32 {
-    guard("nd_cuda_upload", || cuda::upload(handle, offset, slice(src, bytes, "src")?))
+pub unsafe extern "C" fn nd_dev_upload(backend: i32, handle: u64, offset: u64, src: *const u8, bytes: u64) -> i32 {
+    guard("nd_dev_upload", || cuda::upload_on(backend_of(backend)?, handle, offset, slice(src, bytes, "src")?))
 }
 
-/// Copy `bytes` from device buffer `handle` at byte `offset` to host `dst`.
+/// Copy `bytes` from device buffer `handle` at byte `offset` to host `dst` (waits for the device).
 ///
 /// # Safety
 /// `dst` must hold `bytes` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn nd_cuda_download(handle: u64, offset: u64, dst: *mut u8, bytes: u64) -> i32 {
-    guard("nd_cuda_download", || cuda::download(handle, offset, slice_mut(dst, bytes, "dst")?))
+pub unsafe extern "C" fn nd_dev_download(backend: i32, handle: u64, offset: u64, dst: *mut u8, bytes: u64) -> i32 {
+    guard("nd_dev_download", || cuda::download_on(backend_of(backend)?, handle, offset, slice_mut(dst, bytes, "dst")?))
+}
+
+/// Fill `bytes` at device address `addr` (inside a live allocation) with the byte `value`.
+#[no_mangle]
+pub extern "C" fn nd_dev_memset(backend: i32, addr: u64, value: u32, bytes: u64) -> i32 {
+    guard("nd_dev_memset", || cuda::memset_on(backend_of(backend)?, addr, value as u8, bytes))
+}
+
+/// Wait for the device; reports the first launch error, if any.
+#[no_mangle]
+pub extern "C" fn nd_dev_sync(backend: i32) -> i32 {
+    guard("nd_dev_sync", || cuda::sync(backend_of(backend)?))
+}
+
+/// y = a*x + y on `n` f32 at two device addresses (the smoke kernel).
+#[no_mangle]
+pub extern "C" fn nd_dev_saxpy(backend: i32, a: f32, x: u64, y: u64, n: u64) -> i32 {
+    guard("nd_dev_saxpy", || cuda::saxpy_on(backend_of(backend)?, a, x, y, n))
+}
+
+/// A new stream on `backend` (its handle to `*out`).
+///
+/// # Safety
+/// `out` must point to one u64.
+#[no_mangle]
+pub unsafe extern "C" fn nd_dev_stream_create(backend: i32, out_stream: *mut u64) -> i32 {
+    guard("nd_dev_stream_create", || {
+        let o = out(out_stream, "stream")?;
+        *o = cuda::stream_create(backend_of(backend)?)?;
+        Ok(())
+    })
 }
 
 #[no_mangle]
-pub extern "C" fn nd_cuda_synchronize() -> i32 {
-    guard("nd_cuda_synchronize", cuda::synchronize)
+pub extern "C" fn nd_dev_stream_destroy(backend: i32, stream: u64) -> i32 {
+    guard("nd_dev_stream_destroy", || cuda::stream_destroy(backend_of(backend)?, stream))
 }
 
-/// y = a*x + y on `n` f32 of two device buffers (the GPU smoke kernel).
+/// Wait for the work queued on `stream` (0: the whole device); reports the first kernel error, if any.
 #[no_mangle]
-pub extern "C" fn nd_cuda_saxpy(a: f32, x: u64, y: u64, n: u64) -> i32 {
-    guard("nd_cuda_saxpy", || cuda::saxpy(a, x, y, n))
+pub extern "C" fn nd_dev_stream_sync(backend: i32, stream: u64) -> i32 {
+    guard("nd_dev_stream_sync", || cuda::stream_sync(backend_of(backend)?, stream))
 }
-
