@@ -52,7 +52,6 @@ __device__ __forceinline__ uint32_t nd_anchor_dist_bits(const float* __restrict_
   return __float_as_uint(nd_center_dist(gc, c));
 }
 
-typedef unsigned long long u64;
 
 __global__ void __launch_bounds__(ND_ATSS_THREADS) atss_candidates_kernel(NdAtssGeom g) {
   __shared__ int hist[256];

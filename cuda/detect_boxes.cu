@@ -217,14 +217,6 @@ struct NdCoderGeom {
 };
 static_assert(sizeof(NdCoderGeom) == 40, "layout shared with crates/nndet-core/src/cuda/detect.rs");
 
-// Box columns (lo, hi) of axis ax and the delta slots (centre, size).
-__device__ __forceinline__ void nd_axis_cols(int ax, int& lo, int& hi, int& dc, int& ds) {
-  lo = ax == 2 ? 4 : ax;
-  hi = ax == 2 ? 5 : ax + 2;
-  dc = ax == 2 ? 4 : ax;
-  ds = ax == 2 ? 5 : ax + 2;
-}
-
 __global__ void encode_kernel(const float* __restrict__ gt, const float* __restrict__ anc, float* __restrict__ out,
                               NdCoderGeom g) {
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < g.n; i += (int64_t)gridDim.x * blockDim.x) {
@@ -253,24 +245,8 @@ NDK_EXPORT int NDK(det_encode)(const float* gt, const float* anc, float* out, co
 
 __global__ void decode_kernel(const float* __restrict__ d, const float* __restrict__ anc, float* __restrict__ out,
                               NdCoderGeom g) {
-  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < g.n; i += (int64_t)gridDim.x * blockDim.x) {
-    const float* db = d + i * 6;
-    const float* ab = anc + i * 6;
-#pragma unroll
-    for (int ax = 0; ax < 3; ++ax) {
-      int lo, hi, dc, ds;
-      nd_axis_cols(ax, lo, hi, dc, ds);
-      float aw = __ldg(ab + hi) - __ldg(ab + lo);
-      float ac = __ldg(ab + lo) + ND_FMUL(0.5f, aw);
-      float dxy = __ldg(db + dc) / g.w[dc];
-      float dwh = __ldg(db + ds) / g.w[ds];
-      if (dwh > g.clip) dwh = g.clip;
-      float pc = ND_FMUL(dxy, aw) + ac;
-      float pw = ND_FMUL(expf(dwh), aw);
-      out[i * 6 + lo] = pc - ND_FMUL(0.5f, pw);
-      out[i * 6 + hi] = pc + ND_FMUL(0.5f, pw);
-    }
-  }
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < g.n; i += (int64_t)gridDim.x * blockDim.x)
+    nd_decode_row(d + i * 6, anc + i * 6, g.w, g.clip, out + i * 6);
 }
 
 NDK_EXPORT int NDK(det_decode)(const float* d, const float* anc, float* out, const NdCoderGeom* g, void* stream) {

@@ -17,6 +17,7 @@
 #define ND_DMUL(a, b) __dmul_rn((a), (b))
 #endif
 
+typedef unsigned long long u64;
 #define ND_U64_MAX 0xffffffffffffffffull
 #define ND_SORT_TILE 1024
 
@@ -70,6 +71,33 @@ __device__ __forceinline__ void nd_box_center(const float* b, float c[3]) {
 __device__ __forceinline__ float nd_center_dist(const float a[3], const float b[3]) {
   float dx = a[0] - b[0], dy = a[1] - b[1], dz = a[2] - b[2];
   return sqrtf((ND_FMUL(dx, dx) + ND_FMUL(dy, dy)) + ND_FMUL(dz, dz));
+}
+
+// Box columns (lo, hi) of axis ax and the delta slots (centre, size).
+__device__ __forceinline__ void nd_axis_cols(int ax, int& lo, int& hi, int& dc, int& ds) {
+  lo = ax == 2 ? 4 : ax;
+  hi = ax == 2 ? 5 : ax + 2;
+  dc = ax == 2 ? 4 : ax;
+  ds = ax == 2 ? 5 : ax + 2;
+}
+
+// BoxCoderND.decode_single of one row (the CPU's decode_one): size delta clamped above at `clip`.
+__device__ __forceinline__ void nd_decode_row(const float* __restrict__ d, const float* __restrict__ a, const float w[6],
+                                              float clip, float* __restrict__ out) {
+#pragma unroll
+  for (int ax = 0; ax < 3; ++ax) {
+    int lo, hi, dc, ds;
+    nd_axis_cols(ax, lo, hi, dc, ds);
+    float aw = __ldg(a + hi) - __ldg(a + lo);
+    float ac = __ldg(a + lo) + ND_FMUL(0.5f, aw);
+    float dxy = __ldg(d + dc) / w[dc];
+    float dwh = __ldg(d + ds) / w[ds];
+    if (dwh > clip) dwh = clip;
+    float pc = ND_FMUL(dxy, aw) + ac;
+    float pw = ND_FMUL(expf(dwh), aw);
+    out[lo] = pc - ND_FMUL(0.5f, pw);
+    out[hi] = pc + ND_FMUL(0.5f, pw);
+  }
 }
 
 // Order-preserving u32 key of a non-NaN f32 (-0 and +0 map to one key, as they compare equal).
@@ -148,3 +176,62 @@ __device__ __forceinline__ float nd_sigmoid(float x) {
 
 // log(1 + e^x) without overflow.
 __device__ __forceinline__ float nd_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
+
+// ---- launchers shared between files: NMS/WBC (detect_nms.cu) and top-k (detect_select.cu) ----
+struct NdNmsGeom {
+  int64_t n;
+  int64_t n_pad;  // sort length: a power of two >= max(n, ND_SORT_TILE)
+  int32_t cbn;    // ceil(n / 64)
+  int32_t wbc;    // 0: NMS, 1: WBC
+  float thr;
+  float score_thr;  // WBC: clusters with score > score_thr are emitted
+  // inputs
+  const float* boxes;     // [n, 6]
+  const float* scores;    // [n]
+  const int32_t* labels;  // [n] or null (NMS without classes)
+  const float* weights;   // [n] or null (NMS: rank by score * weight; WBC: required)
+  const float* n_exp;     // [n] WBC
+  // workspace
+  u64* keys;        // [n_pad]
+  float* sbox;      // [n, 6] boxes in rank order
+  float* svol;      // [n]
+  int32_t* slab;    // [n]
+  float* step;      // [1]
+  u64* mask;        // [n, cbn]
+  int32_t* ranks;   // [n] ranks of the kept boxes, in keep order
+  int32_t* owner;   // [n] WBC: rank of the kept box that removed rank r first (r itself when kept)
+  int32_t* nkept;   // [1]
+  float* rec_box;   // [n, 6] WBC cluster records by keep order
+  float* rec_score; // [n]
+  u64* keys2;       // [n_pad] WBC: (label, keep order) of emitted clusters
+  // outputs
+  int32_t* keep;      // [n] NMS: kept indices in keep order
+  int32_t* count;     // [1] NMS kept count / WBC cluster count
+  float* out_boxes;   // [n, 6] WBC
+  float* out_scores;  // [n]
+  int32_t* out_labels;  // [n]
+};
+static_assert(sizeof(NdNmsGeom) == 208, "layout shared with crates/nndet-core/src/cuda/detect.rs");
+
+struct NdTopkGeom {
+  int64_t n;      // score domain
+  int64_t k;      // wanted (> 0)
+  int64_t k_pad;  // sort length: a power of two >= max(k, ND_SORT_TILE)
+  int32_t mode;   // 0: scores[i] when > thr; 1: max over c logits[i, :] when labels[i] == 0
+  int32_t c;
+  float thr;
+  int32_t pad_;
+  const float* scores;    // mode 0: [n]; mode 1: logits [n, c]
+  const int32_t* labels;  // mode 1: [n]
+  unsigned int* hist;     // workspace [256]
+  u64* state;             // workspace [4]: prefix, mask, need, take-all flag
+  u64* slot;              // workspace [1]: collected count
+  u64* keys;              // workspace [k_pad]
+  float* out_scores;      // [k]
+  int32_t* out_idx;       // [k]
+  int32_t* count;         // [1] = min(k, candidates)
+};
+static_assert(sizeof(NdTopkGeom) == 112, "layout shared with crates/nndet-core/src/cuda/detect.rs");
+
+NDK_EXPORT int NDK(det_nms)(const NdNmsGeom* p, void* stream);
+NDK_EXPORT int NDK(det_topk)(const NdTopkGeom* p, void* stream);

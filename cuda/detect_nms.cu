@@ -19,42 +19,7 @@
 #define ND_NMS_MAX_CB 2048
 #define ND_NMS_MAX (ND_NMS_MAX_CB * 64)
 
-typedef unsigned long long u64;
 
-struct NdNmsGeom {
-  int64_t n;
-  int64_t n_pad;  // sort length: a power of two >= max(n, ND_SORT_TILE)
-  int32_t cbn;    // ceil(n / 64)
-  int32_t wbc;    // 0: NMS, 1: WBC
-  float thr;
-  float score_thr;  // WBC: clusters with score > score_thr are emitted
-  // inputs
-  const float* boxes;     // [n, 6]
-  const float* scores;    // [n]
-  const int32_t* labels;  // [n] or null (NMS without classes)
-  const float* weights;   // [n] or null (NMS: rank by score * weight; WBC: required)
-  const float* n_exp;     // [n] WBC
-  // workspace
-  u64* keys;        // [n_pad]
-  float* sbox;      // [n, 6] boxes in rank order
-  float* svol;      // [n]
-  int32_t* slab;    // [n]
-  float* step;      // [1]
-  u64* mask;        // [n, cbn]
-  int32_t* ranks;   // [n] ranks of the kept boxes, in keep order
-  int32_t* owner;   // [n] WBC: rank of the kept box that removed rank r first (r itself when kept)
-  int32_t* nkept;   // [1]
-  float* rec_box;   // [n, 6] WBC cluster records by keep order
-  float* rec_score; // [n]
-  u64* keys2;       // [n_pad] WBC: (label, keep order) of emitted clusters
-  // outputs
-  int32_t* keep;      // [n] NMS: kept indices in keep order
-  int32_t* count;     // [1] NMS kept count / WBC cluster count
-  float* out_boxes;   // [n, 6] WBC
-  float* out_scores;  // [n]
-  int32_t* out_labels;  // [n]
-};
-static_assert(sizeof(NdNmsGeom) == 208, "layout shared with crates/nndet-core/src/cuda/detect.rs");
 
 static unsigned nd_grid(int64_t n, int threads) {
   int64_t b = (n + threads - 1) / threads;

@@ -16,7 +16,6 @@
 // launches in all.
 #include "detect_common.cuh"
 
-typedef unsigned long long u64;
 
 static unsigned nd_grid(int64_t n, int threads) {
   int64_t b = (n + threads - 1) / threads;
@@ -75,25 +74,6 @@ int nd_det_sort_u64(u64* keys, int64_t n_pad, void* stream) {
 
 
 // ---- top-k ----
-struct NdTopkGeom {
-  int64_t n;      // score domain
-  int64_t k;      // wanted (> 0)
-  int64_t k_pad;  // sort length: a power of two >= max(k, ND_SORT_TILE)
-  int32_t mode;   // 0: scores[i] when > thr; 1: max over c logits[i, :] when labels[i] == 0
-  int32_t c;
-  float thr;
-  int32_t pad_;
-  const float* scores;    // mode 0: [n]; mode 1: logits [n, c]
-  const int32_t* labels;  // mode 1: [n]
-  unsigned int* hist;     // workspace [256]
-  u64* state;             // workspace [4]: prefix, mask, need, take-all flag
-  u64* slot;              // workspace [1]: collected count
-  u64* keys;              // workspace [k_pad]
-  float* out_scores;      // [k]
-  int32_t* out_idx;       // [k]
-  int32_t* count;         // [1] = min(k, candidates)
-};
-static_assert(sizeof(NdTopkGeom) == 112, "layout shared with crates/nndet-core/src/cuda/detect.rs");
 
 // Score of i and whether it is a candidate.
 __device__ __forceinline__ bool nd_topk_score(const NdTopkGeom& g, int64_t i, float* s) {

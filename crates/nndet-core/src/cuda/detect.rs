@@ -16,9 +16,11 @@ use crate::ops::detect as chk;
 use std::os::raw::c_void;
 
 mod geom;
+mod post;
 mod suppress;
 mod train;
 pub use geom::*;
+pub use post::*;
 pub use suppress::*;
 pub use train::*;
 

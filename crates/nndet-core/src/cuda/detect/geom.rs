@@ -181,6 +181,32 @@ pub struct TopkGeom {
     pub count: u64,
 }
 
+#[repr(C)]
+#[derive(Default)]
+pub struct PostGeom {
+    pub a: i64,
+    pub c: i32,
+    pub decoded: i32,
+    pub k: i64,
+    pub dpi: i64,
+    pub w: [f32; 6],
+    pub clip: f32,
+    pub shape: [f32; 3],
+    pub min_size: f32,
+    pub pad_: f32,
+    pub boxes: u64,
+    pub anchors: u64,
+    pub pbox: u64,
+    pub pscore: u64,
+    pub plabel: u64,
+    pub out_boxes: u64,
+    pub out_scores: u64,
+    pub out_labels: u64,
+    pub count: u64,
+    pub topk: TopkGeom,
+    pub nms: NmsGeom,
+}
+
 // The C side asserts the same sizes (static_assert next to each struct).
 const _: () = {
     use std::mem::size_of;
@@ -189,7 +215,7 @@ const _: () = {
     assert!(size_of::<NmsGeom>() == 208 && size_of::<AtssGeom>() == 248);
     assert!(size_of::<BceGeom>() == 56 && size_of::<GiouGeom>() == 64);
     assert!(size_of::<HeadGeom>() == 168 && size_of::<SegGeom>() == 88);
-    assert!(size_of::<TopkGeom>() == 112);
+    assert!(size_of::<TopkGeom>() == 112 && size_of::<PostGeom>() == 472);
 };
 
 launchers! { pub struct DetectKernels {
@@ -209,5 +235,6 @@ launchers! { pub struct DetectKernels {
     fn det_head_loss(g: *const HeadGeom, stream: *mut c_void);
     fn det_seg_loss(g: *const SegGeom, stream: *mut c_void);
     fn det_topk(g: *const TopkGeom, stream: *mut c_void);
+    fn det_postprocess(g: *const PostGeom, stream: *mut c_void);
 } }
 

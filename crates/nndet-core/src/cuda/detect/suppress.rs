@@ -4,22 +4,22 @@ use super::{call, chk, i32_count, sp, span, st, Backend, DetectKernels, NmsGeom,
 use crate::error::{NdError, NdResult};
 
 /// Byte offsets of the NMS/WBC workspace carved from one buffer (16-byte aligned pieces).
-struct Carve(u64);
+pub(super) struct Carve(pub(super) u64);
 
 impl Carve {
-    fn take(&mut self, base: u64, bytes: usize) -> u64 {
+    pub(super) fn take(&mut self, base: u64, bytes: usize) -> u64 {
         let at = self.0.div_ceil(16) * 16;
         self.0 = at + bytes as u64;
         base + at
     }
 }
 
-fn nms_dims(n: usize) -> (usize, usize) {
+pub(super) fn nms_dims(n: usize) -> (usize, usize) {
     (n.next_power_of_two().max(SORT_TILE), n.div_ceil(64))
 }
 
 /// Fill the workspace pointers of `g` from `work`; returns the bytes they need.
-fn nms_carve(g: &mut NmsGeom, n: usize, work: u64) -> u64 {
+pub(super) fn nms_carve(g: &mut NmsGeom, n: usize, work: u64) -> u64 {
     let (n_pad, cbn) = nms_dims(n);
     let mut c = Carve(0);
     g.keys = c.take(work, n_pad * 8);
@@ -151,6 +151,18 @@ pub struct TopkOut {
     pub count: u64,
 }
 
+/// Fill the sort length, workspace and output pointers of `g` (k set).
+pub(super) fn topk_fill(g: &mut TopkGeom, work: u64, out: &TopkOut) {
+    g.k_pad = topk_pad(g.k as usize) as i64;
+    g.hist = work;
+    g.state = work + 1024;
+    g.slot = work + 1056;
+    g.keys = work + 1072;
+    g.out_scores = out.scores;
+    g.out_idx = out.idx;
+    g.count = out.count;
+}
+
 fn topk_run(b: Backend, mut g: TopkGeom, work: u64, work_bytes: u64, out: &TopkOut, stream: u64) -> NdResult<()> {
     let k = g.k as usize;
     crate::ensure!(k > 0, "top-k needs k > 0");
@@ -161,14 +173,7 @@ fn topk_run(b: Backend, mut g: TopkGeom, work: u64, work_bytes: u64, out: &TopkO
     sp(b, out.scores, k, 4, "out scores")?;
     sp(b, out.idx, k, 4, "out indices")?;
     span(b, out.count, 4, "count")?;
-    g.k_pad = topk_pad(k) as i64;
-    g.hist = work;
-    g.state = work + 1024;
-    g.slot = work + 1056;
-    g.keys = work + 1072;
-    g.out_scores = out.scores;
-    g.out_idx = out.idx;
-    g.count = out.count;
+    topk_fill(&mut g, work, out);
     let kern = DetectKernels::of(b)?;
     call(b, unsafe { (kern.det_topk)(&g, st(stream)) }, "det_topk")
 }

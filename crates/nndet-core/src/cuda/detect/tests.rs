@@ -318,3 +318,49 @@ fn short_buffers_and_bad_parameters_are_refused_before_launch() {
         assert_eq!(e.status, Status::InvalidArgument, "{e}");
     }
 }
+
+#[test]
+fn postprocess_equals_cpu() {
+    use crate::cpu::detect::postprocess as cp;
+    let mut rng = Rng(555);
+    for b in test_backends() {
+        let (a, c) = (300usize, 3usize);
+        let anchors = boxes(&mut rng, a, 40.0, false);
+        let decoded = boxes(&mut rng, a, 40.0, true);
+        let deltas: Vec<f32> = (0..a * 6).map(|_| (rng.f() - 0.5) * 0.8).collect();
+        // probabilities on a 1/32 grid: ties across anchors and classes; a few NaN (never candidates)
+        let probs: Vec<f32> = (0..a * c).map(|i| if i % 101 == 7 { f32::NAN } else { (rng.f() * 32.0).round() / 32.0 }).collect();
+        let (dp, dd, dx, da) = (up(b, &probs), up(b, &decoded), up(b, &deltas), up(b, &anchors));
+        let w = [1.0f32, 1.0, 1.0, 1.0, 1.0, 1.0];
+        let clip_v = ca::default_clip();
+        let shape = [36.0f32, 30.0, 33.0];
+        for (topk, dpi, thr, min_size, nms_t) in [(50usize, 20usize, 0.3f32, 2.0f32, 0.3f32), (1000, 1000, 0.0, 0.0, 0.5), (7, 3, 0.5, 1.0, 0.0), (0, 5, 0.1, 1.0, 0.2)] {
+            let p = cp::PostParams { topk, score_thresh: thr, detections_per_img: dpi, min_size, nms_thresh: nms_t };
+            for decoded_src in [true, false] {
+                let (src, dsrc) = if decoded_src {
+                    (cp::BoxSource::Decoded(&decoded), DevBoxSource::Decoded(dd.ptr()))
+                } else {
+                    (
+                        cp::BoxSource::Deltas { deltas: &deltas, anchors: &anchors, weights: w, clip: clip_v },
+                        DevBoxSource::Deltas { deltas: dx.ptr(), anchors: da.ptr(), weights: w, clip: clip_v },
+                    )
+                };
+                let want = cp::postprocess(&src, &probs, c, shape, &p);
+                let cap = dpi.min(a * c);
+                let wb = postprocess_workspace_bytes(a, topk);
+                let work = zeros(b, wb as usize);
+                let (ob, os, ol, oc) = (zeros(b, cap * 24), zeros(b, cap * 4), zeros(b, cap * 4), zeros(b, 4));
+                let out = WbcOut { boxes: ob.ptr(), scores: os.ptr(), labels: ol.ptr(), count: oc.ptr() };
+                postprocess(b, dp.ptr(), a, c as i32, &dsrc, shape, &p, work.ptr(), wb, &out, cap, 0).unwrap();
+                let n = down::<i32>(b, &oc)[0] as usize;
+                let what = format!("topk={topk} dpi={dpi} decoded={decoded_src}");
+                assert_eq!(n, want.scores.len(), "{what}: count");
+                assert!(topk == 0 || n > 0, "{what}: no detection");
+                assert_eq!(&down::<i32>(b, &ol)[..n], &want.labels[..], "{what}: labels");
+                same_bits(&down::<f32>(b, &os)[..n], &want.scores, &format!("{what}: scores"));
+                // decoded boxes through expf: within its ulps on a GPU
+                close(&down::<f32>(b, &ob)[..n * 6], &want.boxes, 1e-5, 64.0, &format!("{what}: boxes"));
+            }
+        }
+    }
+}
