@@ -1,6 +1,8 @@
 // Device helpers shared by the detection kernels (cuda/detect_*.cu): 3D box arithmetic in the exact f32
-// operation order of crates/nndet-core/src/cpu/detect/boxes.rs, order-preserving sort keys, and a block-level
-// bitonic sort of 64-bit keys. Boxes are rows of 6 f32 (x1, y1, x2, y2, z1, z2).
+// operation order of crates/nndet-core/src/cpu/detect/boxes.rs, the coder's decode of one row,
+// order-preserving sort keys, block-level bitonic sort / ordered compaction / sum, and the NMS and top-k
+// argument structs with their launchers (called by detect_post.cu too). Boxes are rows of 6 f32
+// (x1, y1, x2, y2, z1, z2).
 //
 // NOTE: nvcc contracts `a * b + c` into one fma by default, which rounds once where the CPU (Rust never
 // contracts) rounds twice. Every product that feeds a sum in code that must agree bit for bit with the CPU

@@ -1,6 +1,6 @@
 //! Detection kernels on the device (cuda/detect_*.cu): box primitives, anchors, the box coder, ATSS, NMS,
-//! WBC, top-k selection (post-processing candidates, the hard-negative pool) and the losses, mirroring
-//! `cpu/detect/*` with the same f32/int32 layouts. Each safe wrapper checks
+//! WBC, top-k selection (post-processing candidates, the hard-negative pool), the per-patch post-processing
+//! and the losses, mirroring `cpu/detect/*` with the same f32/int32 layouts. Each safe wrapper checks
 //! sizes and parameters with the CPU op's checks (`ops/detect.rs`), checks every device range with `span`,
 //! and launches asynchronously on `stream`; results (counts and losses too) stay on the device.
 //!
