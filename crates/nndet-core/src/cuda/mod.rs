@@ -29,6 +29,7 @@ pub const HAS_CUDA: bool = cfg!(nd_cuda);
 pub mod launch;
 pub mod selftest;
 pub mod conv;
+pub mod detect;
 pub mod engine;
 pub mod optim;
 

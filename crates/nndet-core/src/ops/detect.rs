@@ -12,7 +12,7 @@ fn size_err(what: &str, expected: usize, got: usize) -> NdError {
     NdError::new(Status::BufferSize, format!("{what} has {got} elements, expected {expected}"))
 }
 
-fn need(what: &str, buf_len: usize, expected: usize) -> NdResult<()> {
+pub(crate) fn need(what: &str, buf_len: usize, expected: usize) -> NdResult<()> {
     if buf_len != expected {
         return Err(size_err(what, expected, buf_len));
     }
@@ -44,7 +44,7 @@ fn check_scores(what: &str, s: &[f32]) -> NdResult<()> {
     Ok(())
 }
 
-fn check_thr(what: &str, t: f32) -> NdResult<()> {
+pub(crate) fn check_thr(what: &str, t: f32) -> NdResult<()> {
     ensure!(t.is_finite(), "{what} must be finite, got {t}");
     Ok(())
 }
@@ -57,7 +57,7 @@ pub fn pairwise(a: &[f32], b: &[f32], kind: i32, eps: f32, out: &mut [f32]) -> N
     Ok(())
 }
 
-fn kind_of(kind: i32) -> NdResult<boxes::Pairwise> {
+pub(crate) fn kind_of(kind: i32) -> NdResult<boxes::Pairwise> {
     Ok(match kind {
         0 => boxes::Pairwise::Iou,
         1 => boxes::Pairwise::Giou,
@@ -148,7 +148,7 @@ pub fn anchors_generate(desc: &[i32], sizes: &[f32], out: &mut [f32]) -> NdResul
     Ok(())
 }
 
-fn weights_of(w: &[f32]) -> NdResult<[f32; 6]> {
+pub(crate) fn weights_of(w: &[f32]) -> NdResult<[f32; 6]> {
     need("coder weights", w.len(), 6)?;
     ensure!(w.iter().all(|v| v.is_finite() && *v != 0.0), "coder weights must be finite and non-zero, got {w:?}");
     Ok(w.try_into().unwrap())
