@@ -97,6 +97,31 @@ thread_local std::string g_error_msg;
 std::mutex g_limits_mu;
 std::map<const void*, int> g_limits;
 
+constexpr size_t kGuard = 256;  // bytes of guard zone on each side (keeps cudaMalloc's 256-byte alignment)
+constexpr unsigned char kGuardByte = 0xA5;
+std::mutex g_allocs_mu;
+std::map<unsigned char*, size_t> g_allocs;  // user pointer -> bytes
+
+// The first allocation whose guard zone was written, as a message; empty when all are intact.
+std::string guard_violation() {
+  std::lock_guard<std::mutex> g(g_allocs_mu);
+  for (auto& [p, n] : g_allocs) {
+    for (size_t i = 0; i < kGuard; i++) {
+      const bool before = p[-(ptrdiff_t)kGuard + (ptrdiff_t)i] != kGuardByte, after = p[n + i] != kGuardByte;
+      if (before || after) {
+        char buf[200];
+        std::snprintf(buf, sizeof buf, "device memory written %zu bytes %s the allocation of %zu bytes at %p",
+                      before ? kGuard - i : i + 1, before ? "before" : "past the end of", n, (void*)p);
+        // repair the zone so one stray write is reported once
+        std::memset(p - kGuard, kGuardByte, kGuard);
+        std::memset(p + n, kGuardByte, kGuard);
+        return buf;
+      }
+    }
+  }
+  return {};
+}
+
 #if defined(__x86_64__)
 // nd_emu_switch(void** save_sp, void* to_sp): save callee-saved registers, MXCSR and the x87 control word
 // on this stack, store the stack pointer in *save_sp, switch to to_sp and restore from there.
@@ -357,11 +382,46 @@ void run_grid(dim3 grid, dim3 block, size_t smem, const void* kernel, void (*thu
         run_block(e);
       }
   g_exec = nullptr;
+  if (!e->failed) {
+    std::string v = guard_violation();
+    if (!v.empty()) {
+      e->failed = true;
+      e->msg = v + " by this launch";
+    }
+  }
   if (e->failed) {
     char buf[120];
     std::snprintf(buf, sizeof buf, " (block (%u,%u,%u))", t_bid.x, t_bid.y, t_bid.z);
     set_error(cudaErrorLaunchFailure, e->msg + buf);
   }
+}
+
+void* dev_alloc(size_t bytes) {
+  unsigned char* base = nullptr;
+  if (posix_memalign(reinterpret_cast<void**>(&base), kGuard, bytes + 2 * kGuard) != 0) return nullptr;
+  std::memset(base, kGuardByte, kGuard);
+  std::memset(base + kGuard + bytes, kGuardByte, kGuard);
+  std::lock_guard<std::mutex> g(g_allocs_mu);
+  g_allocs[base + kGuard] = bytes;
+  return base + kGuard;
+}
+
+bool dev_free(void* p) {
+  std::string v = guard_violation();
+  if (!v.empty()) set_error(cudaErrorLaunchFailure, v);
+  std::lock_guard<std::mutex> g(g_allocs_mu);
+  auto it = g_allocs.find(static_cast<unsigned char*>(p));
+  if (it == g_allocs.end()) return false;
+  g_allocs.erase(it);
+  std::free(static_cast<unsigned char*>(p) - kGuard);
+  return v.empty();
+}
+
+bool check_guards(const char* when) {
+  std::string v = guard_violation();
+  if (v.empty()) return true;
+  set_error(cudaErrorLaunchFailure, v + " (found at " + when + ")");
+  return false;
 }
 
 unsigned char* dyn_smem() {

@@ -61,6 +61,12 @@ extern thread_local dim3 t_gdim;
 void run_grid(dim3 grid, dim3 block, size_t smem, const void* kernel, void (*thunk)(void*), void* ctx);
 unsigned char* dyn_smem();
 cudaError_t set_smem_limit(const void* kernel, int bytes);
+// "Device" memory: host memory with guard zones around each allocation, checked after every launch and at
+// every synchronize and free, so a write outside an allocation is reported (naming the launch) instead of
+// corrupting the host heap.
+void* dev_alloc(size_t bytes);
+bool dev_free(void* p);
+bool check_guards(const char* when);
 cudaError_t take_error();
 cudaError_t peek_error();
 const char* error_string(int code);
@@ -192,6 +198,18 @@ static inline T atomicAnd(T* p, T v) {
   *p = o & v;
   return o;
 }
+
+// CUDA's integer and float min/max overloads
+static inline int min(int a, int b) { return a < b ? a : b; }
+static inline int max(int a, int b) { return a > b ? a : b; }
+static inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
+static inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
+static inline long long min(long long a, long long b) { return a < b ? a : b; }
+static inline long long max(long long a, long long b) { return a > b ? a : b; }
+static inline unsigned long long min(unsigned long long a, unsigned long long b) { return a < b ? a : b; }
+static inline unsigned long long max(unsigned long long a, unsigned long long b) { return a > b ? a : b; }
+static inline float min(float a, float b) { return fminf(a, b); }
+static inline float max(float a, float b) { return fmaxf(a, b); }
 
 static inline int __popc(unsigned v) { return __builtin_popcount(v); }
 static inline int __popcll(unsigned long long v) { return __builtin_popcountll(v); }

@@ -87,6 +87,10 @@ fn install_panic_hook() {
                 "unknown panic payload".to_string()
             };
             let loc = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            // NOTE: the hook is process-wide: in the test binary a failing assertion would otherwise print nothing.
+            if cfg!(test) {
+                eprintln!("panicked: {msg}{loc}");
+            }
             PANIC_MSG.with(|p| *p.borrow_mut() = Some(format!("{msg}{loc}")));
         }));
     });

@@ -76,6 +76,10 @@ describe("wbc.json", () => {
       expectClose(r.boxes, flat(c.out_boxes_stable), 1e-6, 1e-5, "boxes");
     });
   }
+  test("an IoU threshold of 1 or more is refused (the clustering would not end)", () => {
+    const b = f32([0, 0, 2, 2, 0, 2]);
+    expect(() => wbc(b, f32([0.9]), i32([0]), f32([1]), f32([1]), 1, 0)).toThrow(/below 1/);
+  });
 });
 
 describe("postprocess.json", () => {

@@ -508,6 +508,20 @@ mod tests {
     }
 
     #[test]
+    fn emulator_reports_writes_outside_an_allocation() {
+        let b = Backend::Emu;
+        let k = SmokeKernels::of(b).unwrap();
+        let x = DevBuf::from_slice(b, &vec![1.0f32; 1008]).unwrap();
+        let y = DevBuf::from_slice(b, &vec![1.0f32; 1000]).unwrap();
+        // the raw launcher, past the wrapper's span check: 8 floats beyond y
+        let e = call(b, unsafe { (k.saxpy)(1.0, x.ptr() as _, y.ptr() as _, 1008, std::ptr::null_mut()) }, "saxpy").unwrap_err();
+        assert!(e.message.contains("past the end of the allocation of 4000 bytes") && e.message.contains("by this launch"), "{e}");
+        // reported once; the next launch is clean
+        saxpy_on(b, 1.0, x.ptr(), y.ptr(), 1000).unwrap();
+        assert_eq!(y.to_vec::<f32>().unwrap()[999], 3.0);
+    }
+
+    #[test]
     fn gpu_round_trip_and_saxpy() {
         let Ok(n) = device_count() else { return };
         if n == 0 {

@@ -302,6 +302,9 @@ pub fn wbc(boxes: &[f32], scores: &[f32], labels: &[i32], weights: &[f32], n_exp
     check_scores("weights", weights)?;
     check_scores("n_exp", n_exp)?;
     check_thr("score threshold", score_thr)?;
+    // NOTE: a box's IoU with itself is 1, so at thr >= 1 the top box never joins its own cluster and the
+    // clustering loop would not end.
+    crate::ensure!(thr < 1.0, "WBC IoU threshold must be below 1, got {thr}");
     let r = wbc::wbc(boxes, scores, labels, weights, n_exp, thr, score_thr);
     for (i, c) in r.iter().enumerate() {
         out.boxes[i * 6..i * 6 + 6].copy_from_slice(&c.b);
