@@ -15,6 +15,8 @@ if [ ! -x /tmp/bun ]; then
 fi
 export PATH=/tmp:$PATH
 export ND_REQUIRE_CUDA=1
+# the runtime node modules travel in build/ (scripts/gpu-prep.sh); link them where Bun resolves packages
+[ -e node_modules ] || ln -s build/gpu/node_modules node_modules
 passed=0
 failed=0
 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv,noheader || { echo "no GPU: nvidia-smi failed"; echo "0 passed, 1 failed"; exit 1; }
