@@ -10,20 +10,15 @@
 use super::*;
 use crate::cpu::conv3d::reference::{self, Geom};
 use crate::cpu::conv3d::tests::params;
+use crate::cuda::testutil::Rng;
 use crate::cuda::{test_backends, DevBuf, HAS_CUDA};
 use crate::error::Status;
 
-struct Rng(u64);
-impl Rng {
-    fn f(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.f()).collect()
-    }
+/// Values already representable in bf16 (what the device sees).
+trait VecBf {
+    fn vec_bf(&mut self, n: usize) -> Vec<f32>;
+}
+impl VecBf for Rng {
     fn vec_bf(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| unbf(bf(self.f()))).collect()
     }
@@ -89,12 +84,12 @@ fn check(kind: Kind, pv: &[i32], seed: u64, splits: Option<(i32, i32)>) {
     let acc = p.accumulate();
     let mut r = Rng(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
     let x = r.vec_bf(p.x_len());
-    let w = r.vec(p.w_len());
+    let w = r.vec(p.w_len(), 1.0, 0.0);
     let wr: Vec<f32> = w.iter().map(|&v| unbf(bf(v))).collect();
-    let bias = r.vec(p.b_len());
+    let bias = r.vec(p.b_len(), 1.0, 0.0);
     let dy = r.vec_bf(p.y_len());
     let (y0, dx0) = (r.vec_bf(p.y_len()), r.vec_bf(p.x_len()));
-    let (dw0, db0) = (r.vec(p.w_len()), r.vec(p.b_len()));
+    let (dw0, db0) = (r.vec(p.w_len(), 1.0, 0.0), r.vec(p.b_len(), 1.0, 0.0));
 
     let (mut y, mut dx, mut dw, mut db) = (y0.clone(), dx0.clone(), dw0.clone(), db0.clone());
     match kind {
@@ -213,7 +208,7 @@ fn kernels_take_odd_sizes_up_to_7() {
     };
     let (lsp, hsp, taps) = (lo.iter().product::<usize>(), hi.iter().product::<usize>(), k.iter().product::<usize>());
     let mut r = Rng(77);
-    let (hv, lv, w, bias) = (r.vec_bf(n * ch * hsp), r.vec_bf(n * cl * lsp), r.vec(cl * ch * taps), r.vec(cl));
+    let (hv, lv, w, bias) = (r.vec_bf(n * ch * hsp), r.vec_bf(n * cl * lsp), r.vec(cl * ch * taps, 1.0, 0.0), r.vec(cl, 1.0, 0.0));
     let wr: Vec<f32> = w.iter().map(|&v| unbf(bf(v))).collect();
     let (mut lo_ref, mut hi_ref, mut dw_ref, mut db_ref) = (vec![0.0; lv.len()], vec![0.0; hv.len()], vec![0.0; w.len()], vec![0.0; cl]);
     reference::corr(&rg, &hv, &wr, &bias, &mut lo_ref, false);
@@ -253,7 +248,7 @@ fn unaligned_arena_offsets_take_the_scalar_paths() {
     let p = parse(C, &pv).unwrap();
     let g = Geom::conv(&p);
     let mut r = Rng(5);
-    let (x, w, bias, y0, dy) = (r.vec_bf(p.x_len()), r.vec(p.w_len()), r.vec(24), r.vec_bf(p.y_len()), r.vec_bf(p.y_len()));
+    let (x, w, bias, y0, dy) = (r.vec_bf(p.x_len()), r.vec(p.w_len(), 1.0, 0.0), r.vec(24, 1.0, 0.0), r.vec_bf(p.y_len()), r.vec_bf(p.y_len()));
     let wr: Vec<f32> = w.iter().map(|&v| unbf(bf(v))).collect();
     let (mut y, mut dw) = (y0.clone(), vec![0f32; w.len()]);
     reference::corr(&g, &x, &wr, &bias, &mut y, true);

@@ -7,21 +7,15 @@
 use super::*;
 use crate::cpu::act::{self as cact, Permute};
 use crate::cpu::norm::{norm_act_fwd, norm_act_bwd, Act, NormShape, XDx};
-use crate::cuda::{sync, test_backends, DevBuf};
+use crate::cuda::testutil::{down, up, Rng};
+use crate::cuda::{test_backends, DevBuf};
 use crate::error::Status;
 
-struct Rng(u64);
-impl Rng {
-    fn f(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32, shift: f32) -> Vec<f32> {
-        (0..n).map(|_| self.f() * scale + shift).collect()
-    }
-    /// bf16 bits of random values and their f32 values.
+/// bf16 bits of random values and their f32 values.
+trait VecBf {
+    fn bf(&mut self, n: usize, scale: f32, shift: f32) -> (Vec<u16>, Vec<f32>);
+}
+impl VecBf for Rng {
     fn bf(&mut self, n: usize, scale: f32, shift: f32) -> (Vec<u16>, Vec<f32>) {
         let h: Vec<u16> = self.vec(n, scale, shift).into_iter().map(bf16_bits).collect();
         let v = h.iter().map(|&x| bf16_value(x)).collect();
@@ -29,17 +23,8 @@ impl Rng {
     }
 }
 
-fn up<T: Copy>(b: Backend, v: &[T]) -> DevBuf {
-    DevBuf::from_slice(b, v).unwrap()
-}
-
-fn down<T: Copy>(d: &DevBuf) -> Vec<T> {
-    sync(d.backend()).unwrap();
-    d.to_vec::<T>().unwrap()
-}
-
-/// Guard words around the bf16 buffers of the tests (`off` before, GUARD_N after): a write out of bounds,
-/// which the emulator does not trap, shows as a changed guard.
+/// Guard words around the bf16 buffers of the tests (`off` before, GUARD_N after): a write out of bounds
+/// shows as a changed guard (the emulator's guard zones only catch writes outside a whole allocation).
 const GUARD: u16 = 0xdead;
 const GUARD_N: usize = 8;
 

@@ -63,29 +63,9 @@ pub fn average_update(b: Backend, avg: u64, params: u64, n: usize, n_averaged: u
 mod tests {
     use super::*;
     use crate::cpu::optim::{self as copt, Sgd};
-    use crate::cuda::{test_backends, DevBuf};
+    use crate::cuda::test_backends;
+    use crate::cuda::testutil::{down, up, Rng};
 
-    struct Rng(u64);
-    impl Rng {
-        fn vec(&mut self, n: usize, scale: f32, shift: f32) -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    self.0 ^= self.0 << 13;
-                    self.0 ^= self.0 >> 7;
-                    self.0 ^= self.0 << 17;
-                    (((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0) * scale + shift
-                })
-                .collect()
-        }
-    }
-
-    fn up<T: Copy>(b: Backend, v: &[T]) -> DevBuf {
-        DevBuf::from_slice(b, v).unwrap()
-    }
-
-    fn down<T: Copy>(d: &DevBuf) -> Vec<T> {
-        d.to_vec::<T>().unwrap()
-    }
 
     #[test]
     fn sgd_and_average_are_bit_identical_to_cpu() {

@@ -6,27 +6,7 @@ use super::*;
 use crate::cpu::detect::{anchors as ca, boxes as cb, nms as cn, select as csel, wbc as cw};
 use crate::cuda::{sync, test_backends, DevBuf};
 
-pub(super) struct Rng(pub(super) u64);
-
-impl Rng {
-    pub(super) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    pub(super) fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
-
-pub(super) fn up<T: Copy>(b: Backend, v: &[T]) -> DevBuf {
-    DevBuf::from_slice(b, v).unwrap()
-}
-
-pub(super) fn zeros(b: Backend, bytes: usize) -> DevBuf {
-    DevBuf::zeroed(b, bytes.max(4)).unwrap()
-}
+pub(super) use crate::cuda::testutil::{up, zeros, Rng};
 
 pub(super) fn down<T: Copy>(b: Backend, d: &DevBuf) -> Vec<T> {
     sync(b).unwrap();
@@ -38,8 +18,8 @@ pub(super) fn boxes(rng: &mut Rng, n: usize, extent: f32, degenerate: bool) -> V
     let mut v = Vec::with_capacity(n * 6);
     for i in 0..n {
         let q = |x: f32| (x * 4.0).round() / 4.0;
-        let (x, y, z) = (q(rng.f() * extent), q(rng.f() * extent), q(rng.f() * extent));
-        let (w, h, d) = (q(1.0 + rng.f() * 12.0), q(1.0 + rng.f() * 12.0), q(1.0 + rng.f() * 12.0));
+        let (x, y, z) = (q(rng.unit() * extent), q(rng.unit() * extent), q(rng.unit() * extent));
+        let (w, h, d) = (q(1.0 + rng.unit() * 12.0), q(1.0 + rng.unit() * 12.0), q(1.0 + rng.unit() * 12.0));
         let w = if degenerate && i % 7 == 3 { 0.0 } else { w };
         v.extend_from_slice(&[x, y, x + w, y + h, z, z + d]);
     }
@@ -129,7 +109,7 @@ fn anchors_and_coder_equal_cpu() {
                 let a = &want[i * 6..i * 6 + 6];
                 let mut g = [0f32; 6];
                 for k in 0..6 {
-                    g[k] = a[k] + (rng.f() - 0.5) * 3.0;
+                    g[k] = a[k] + (rng.unit() - 0.5) * 3.0;
                 }
                 for (lo, hi) in [(0, 2), (1, 3), (4, 5)] {
                     if g[hi] <= g[lo] {
@@ -146,7 +126,7 @@ fn anchors_and_coder_equal_cpu() {
         ca::encode(&gt, &want, w, &mut we);
         close(&down::<f32>(b, &enc), &we, 1e-5, 1e-3, "encode");
         // deltas include size deltas above the clamp
-        let deltas: Vec<f32> = (0..n * 6).map(|i| if i % 13 == 2 { 6.0 } else { (rng.f() - 0.5) * 2.0 }).collect();
+        let deltas: Vec<f32> = (0..n * 6).map(|i| if i % 13 == 2 { 6.0 } else { (rng.unit() - 0.5) * 2.0 }).collect();
         let dd = up(b, &deltas);
         let dec = zeros(b, n * 24);
         decode(b, dd.ptr(), da.ptr(), n, &w, clip_v, dec.ptr(), 0).unwrap();
@@ -179,9 +159,9 @@ fn nms_equals_cpu() {
         for &n in &[1usize, 63, 64, 65, 200] {
             let bx = boxes(&mut rng, n, 30.0, true);
             // scores on a 1/16 grid: many exact ties (kept order: lower index first)
-            let sc: Vec<f32> = (0..n).map(|_| (rng.f() * 16.0).round() / 16.0).collect();
+            let sc: Vec<f32> = (0..n).map(|_| (rng.unit() * 16.0).round() / 16.0).collect();
             let lab: Vec<i32> = (0..n).map(|_| (rng.next() % 3) as i32).collect();
-            let wt: Vec<f32> = (0..n).map(|_| 0.5 + (rng.f() * 4.0).round() / 4.0).collect();
+            let wt: Vec<f32> = (0..n).map(|_| 0.5 + (rng.unit() * 4.0).round() / 4.0).collect();
             for thr in [0.0f32, 0.1, 0.5, 1.0, -0.5] {
                 assert_eq!(run_nms(b, &bx, &sc, None, None, thr), cn::nms(&bx, &sc, None, thr, true), "n={n} thr={thr}");
                 assert_eq!(run_nms(b, &bx, &sc, Some(&lab), None, thr), cn::nms(&bx, &sc, Some(&lab), thr, true), "labels n={n} thr={thr}");
@@ -194,16 +174,16 @@ fn nms_equals_cpu() {
         // above one sort tile (global bitonic steps) and several mask tiles
         let n = 1100;
         let bx = boxes(&mut rng, n, 60.0, false);
-        let sc: Vec<f32> = (0..n).map(|_| (rng.f() * 64.0).round() / 64.0).collect();
+        let sc: Vec<f32> = (0..n).map(|_| (rng.unit() * 64.0).round() / 64.0).collect();
         let lab: Vec<i32> = (0..n).map(|_| (rng.next() % 2) as i32).collect();
         assert_eq!(run_nms(b, &bx, &sc, Some(&lab), None, 0.2), cn::nms(&bx, &sc, Some(&lab), 0.2, false), "n=1100");
         assert!(run_nms(b, &[], &[], None, None, 0.5).is_empty());
         // n = 2500: sort length 4096 (two global merge stages), 40 mask tiles
         let n = 2500;
         let bx = boxes(&mut rng, n, 80.0, true);
-        let sc: Vec<f32> = (0..n).map(|_| (rng.f() * 32.0).round() / 32.0).collect();
+        let sc: Vec<f32> = (0..n).map(|_| (rng.unit() * 32.0).round() / 32.0).collect();
         let lab: Vec<i32> = (0..n).map(|_| (rng.next() % 4) as i32).collect();
-        let wt: Vec<f32> = (0..n).map(|_| 0.5 + (rng.f() * 4.0).round() / 4.0).collect();
+        let wt: Vec<f32> = (0..n).map(|_| 0.5 + (rng.unit() * 4.0).round() / 4.0).collect();
         assert_eq!(run_nms(b, &bx, &sc, Some(&lab), Some(&wt), 0.4), cn::weighted_nms(&bx, &sc, &wt, &lab, 0.4, false), "n=2500");
         let e = nms(b, 0, 0, None, None, NMS_MAX + 1, 0.5, 0, 0, 0, 0, 0).unwrap_err();
         assert!(e.message.contains("at most"), "{e}");
@@ -216,9 +196,9 @@ fn wbc_equals_cpu() {
     for b in test_backends() {
         for &n in &[1usize, 63, 65, 200] {
             let bx = boxes(&mut rng, n, 25.0, true);
-            let sc: Vec<f32> = (0..n).map(|_| (rng.f() * 16.0).round() / 16.0).collect();
+            let sc: Vec<f32> = (0..n).map(|_| (rng.unit() * 16.0).round() / 16.0).collect();
             let lab: Vec<i32> = (0..n).map(|_| (rng.next() % 3) as i32 - 1).collect();
-            let wt: Vec<f32> = (0..n).map(|_| 0.25 + rng.f()).collect();
+            let wt: Vec<f32> = (0..n).map(|_| 0.25 + rng.unit()).collect();
             let ne: Vec<f32> = (0..n).map(|_| (1 + rng.next() % 4) as f32).collect();
             let (db, ds, dl, dw, dn) = (up(b, &bx), up(b, &sc), up(b, &lab), up(b, &wt), up(b, &ne));
             for (thr, sthr) in [(0.1f32, 0.0f32), (0.5, 0.2), (0.9, 0.0)] {
@@ -327,9 +307,9 @@ fn postprocess_equals_cpu() {
         let (a, c) = (300usize, 3usize);
         let anchors = boxes(&mut rng, a, 40.0, false);
         let decoded = boxes(&mut rng, a, 40.0, true);
-        let deltas: Vec<f32> = (0..a * 6).map(|_| (rng.f() - 0.5) * 0.8).collect();
+        let deltas: Vec<f32> = (0..a * 6).map(|_| (rng.unit() - 0.5) * 0.8).collect();
         // probabilities on a 1/32 grid: ties across anchors and classes; a few NaN (never candidates)
-        let probs: Vec<f32> = (0..a * c).map(|i| if i % 101 == 7 { f32::NAN } else { (rng.f() * 32.0).round() / 32.0 }).collect();
+        let probs: Vec<f32> = (0..a * c).map(|i| if i % 101 == 7 { f32::NAN } else { (rng.unit() * 32.0).round() / 32.0 }).collect();
         let (dp, dd, dx, da) = (up(b, &probs), up(b, &decoded), up(b, &deltas), up(b, &anchors));
         let w = [1.0f32, 1.0, 1.0, 1.0, 1.0, 1.0];
         let clip_v = ca::default_clip();

@@ -35,8 +35,8 @@ fn atss_equals_cpu() {
                 let mut gt = Vec::new();
                 for _ in 0..ng {
                     let q = |x: f32| (x * 2.0).round() / 2.0;
-                    let (x, y, z) = (q(rng.f() * 22.0), q(rng.f() * 18.0), q(rng.f() * 14.0));
-                    let (w, h, d) = (q(1.0 + rng.f() * 10.0), q(1.0 + rng.f() * 10.0), q(1.0 + rng.f() * 6.0));
+                    let (x, y, z) = (q(rng.unit() * 22.0), q(rng.unit() * 18.0), q(rng.unit() * 14.0));
+                    let (w, h, d) = (q(1.0 + rng.unit() * 10.0), q(1.0 + rng.unit() * 10.0), q(1.0 + rng.unit() * 6.0));
                     gt.extend_from_slice(&[x, y, x + w, y + h, z, z + d]);
                 }
                 let dg = up(b, &gt);
@@ -103,7 +103,7 @@ fn losses_equal_cpu() {
     for b in test_backends() {
         let work = zeros(b, LOSS_WORKSPACE_BYTES as usize);
         for &(rows, c) in &[(1usize, 1i32), (65, 3), (200, 2)] {
-            let logits: Vec<f32> = (0..rows * c as usize).map(|i| if i % 11 == 0 { 18.0 } else { (rng.f() - 0.5) * 12.0 }).collect();
+            let logits: Vec<f32> = (0..rows * c as usize).map(|i| if i % 11 == 0 { 18.0 } else { (rng.unit() - 0.5) * 12.0 }).collect();
             let t: Vec<i32> = (0..rows).map(|_| (rng.next() % (c as u64 + 1)) as i32).collect();
             let (dl, dt, g, loss) = (up(b, &logits), up(b, &t), zeros(b, logits.len() * 4), zeros(b, 4));
             bce_loss(b, dl.ptr(), dt.ptr(), rows, c, g.ptr(), work.ptr(), loss.ptr(), 0).unwrap();
@@ -115,7 +115,7 @@ fn losses_equal_cpu() {
         for &n in &[1usize, 63, 200] {
             let p = boxes(&mut rng, n, 10.0, false);
             // targets share some edges with the predictions (tie rules of min/max)
-            let t: Vec<f32> = p.iter().enumerate().map(|(i, &v)| if i % 5 == 0 { v } else { v + (rng.f() - 0.5) * 4.0 }).collect();
+            let t: Vec<f32> = p.iter().enumerate().map(|(i, &v)| if i % 5 == 0 { v } else { v + (rng.unit() - 0.5) * 4.0 }).collect();
             let t = fix_order(t);
             let (dp, dt, gi, gr, loss) = (up(b, &p), up(b, &t), zeros(b, n * 4), zeros(b, n * 24), zeros(b, 4));
             giou_loss(b, dp.ptr(), dt.ptr(), n, 1e-7, gi.ptr(), gr.ptr(), work.ptr(), loss.ptr(), 0).unwrap();
@@ -127,7 +127,7 @@ fn losses_equal_cpu() {
         }
         head_loss_case(b, &mut rng, &work);
         for &(batch, v) in &[(2usize, 1000usize), (1, 63)] {
-            let logits: Vec<f32> = (0..batch * 2 * v).map(|_| (rng.f() - 0.5) * 8.0).collect();
+            let logits: Vec<f32> = (0..batch * 2 * v).map(|_| (rng.unit() - 0.5) * 8.0).collect();
             let t: Vec<i32> = (0..batch * v).map(|i| if i % 3 == 0 { 1 } else if i % 7 == 0 { -1 } else { 0 }).collect();
             let (dl, dt, g) = (up(b, &logits), up(b, &t), zeros(b, logits.len() * 4));
             let sw = zeros(b, seg_workspace_bytes(batch) as usize);
@@ -159,9 +159,9 @@ fn fix_order(mut t: Vec<f32>) -> Vec<f32> {
 fn head_loss_case(b: Backend, rng: &mut Rng, work: &DevBuf) {
     let (a, c) = (300usize, 2usize);
     let anchors = boxes(rng, a, 30.0, false);
-    let matched = fix_order(anchors.iter().map(|v| v + (rng.f() - 0.5) * 3.0).collect());
-    let logits: Vec<f32> = (0..a * c).map(|_| (rng.f() - 0.5) * 6.0).collect();
-    let deltas: Vec<f32> = (0..a * 6).map(|i| if i % 17 == 5 { 5.0 } else { (rng.f() - 0.5) * 0.6 }).collect();
+    let matched = fix_order(anchors.iter().map(|v| v + (rng.unit() - 0.5) * 3.0).collect());
+    let logits: Vec<f32> = (0..a * c).map(|_| (rng.unit() - 0.5) * 6.0).collect();
+    let deltas: Vec<f32> = (0..a * 6).map(|i| if i % 17 == 5 { 5.0 } else { (rng.unit() - 0.5) * 0.6 }).collect();
     let labels: Vec<i32> = (0..a).map(|i| if i % 10 == 0 { 1 + (i % 20 == 0) as i32 } else if i % 13 == 0 { -1 } else { 0 }).collect();
     let all_pos: Vec<i32> = (0..a as i32).filter(|&i| labels[i as usize] > 0).collect();
     let all_neg: Vec<i32> = (0..a as i32).filter(|&i| labels[i as usize] == 0).take(40).collect();
