@@ -1,4 +1,5 @@
-// The CUDA emulator's scheduler and collectives (see emu.h for the model and what is checked).
+// The CUDA emulator's scheduler, launches, errors and device memory (see emu.h for the model and what is
+// checked; collectives.cpp has the barriers and warp-wide ops).
 //
 // Scheduling: per block, warp by warp: every runnable lane of a warp runs until it finishes or waits at a
 // barrier; when all live lanes of the warp wait at a warp collective they are released and the warp goes
@@ -7,7 +8,7 @@
 // Warp collectives exchange through two banks of per-warp scratch used alternately, so one barrier each
 // suffices: a lane cannot deposit into a bank again before every lane has read it (it would have to pass
 // the next collective's barrier first).
-#include "emu.h"
+#include "internal.h"
 
 #include <sys/mman.h>
 
@@ -29,69 +30,17 @@ thread_local uint3 t_bid;
 thread_local dim3 t_bdim;
 thread_local dim3 t_gdim;
 
+namespace detail {
+thread_local Exec* g_exec = nullptr;
+}  // namespace detail
+using namespace detail;
+
 namespace {
 
 constexpr size_t kStack = 256 * 1024;
 constexpr size_t kSmemMax = 166912;  // sm_80's opt-in maximum per block (sm_90 allows more)
 constexpr size_t kSmemDefault = 48 * 1024;
 
-enum State { RUN, WAIT_WARP, WAIT_BLOCK, DONE };
-
-struct Pending {
-  unsigned char* dst;
-  unsigned char data[16];
-  uint64_t group;
-};
-
-struct Fiber {
-  void* sp = nullptr;
-  unsigned char* stack = nullptr;
-  uint3 tid{0, 0, 0};
-  int lane = 0, warp = 0;
-  State state = DONE;
-  uint64_t coll = 0;  // collectives passed (same sequence on every lane of a warp)
-  std::vector<Pending> pending;
-  uint64_t committed = 0;  // cp.async groups committed so far
-#if !defined(__x86_64__)
-  ucontext_t uc;
-#endif
-};
-
-struct Bank {
-  uint64_t round = ~0ull;
-  uint64_t slot[32];
-  const unsigned char* addr[32];
-  uint32_t a[32][4];
-  uint32_t b[32][2];
-  float d[32][4];
-  bool mma_done = false;
-  float out[16][8];
-};
-
-struct Warp {
-  Bank bank[2];
-  int lanes = 0;
-};
-
-struct Exec {
-  std::vector<Fiber> fibers;  // grows to the largest block seen and never shrinks (each owns a mapped stack)
-  size_t nthreads = 0;        // threads of the current block: fibers[0..nthreads)
-  std::vector<Warp> warps;
-  void* sched_sp = nullptr;
-#if !defined(__x86_64__)
-  ucontext_t sched_uc;
-#endif
-  Fiber* cur = nullptr;
-  void (*thunk)(void*) = nullptr;
-  void* ctx = nullptr;
-  bool failed = false;
-  std::string msg;
-  std::vector<unsigned char> smem;
-  int block_count_acc = 0;
-  int block_count_result = 0;
-};
-
-thread_local Exec* g_exec = nullptr;
 thread_local cudaError_t g_error = cudaSuccess;
 thread_local std::string g_error_msg;
 std::mutex g_limits_mu;
@@ -164,6 +113,9 @@ nd_emu_switch:
 extern "C" void nd_emu_entry() { fiber_main(); }
 #endif
 
+}  // namespace
+
+namespace detail {
 void to_sched(Fiber* f) {
 #if defined(__x86_64__)
   nd_emu_switch(&f->sp, g_exec->sched_sp);
@@ -171,6 +123,9 @@ void to_sched(Fiber* f) {
   swapcontext(&f->uc, &g_exec->sched_uc);
 #endif
 }
+}  // namespace detail
+
+namespace {
 
 void to_fiber(Fiber* f) {
   Exec* e = g_exec;
@@ -231,6 +186,9 @@ void init_fiber(Fiber& f) {
   f.committed = 0;
 }
 
+}  // namespace
+
+namespace detail {
 Fiber* self() {
   Exec* e = g_exec;
   if (!e || !e->cur) {
@@ -257,6 +215,9 @@ void warp_wait(Fiber* f) {
   f->coll++;
 }
 
+}  // namespace detail
+
+namespace {
 void set_error(cudaError_t e, const std::string& m) {
   if (g_error == cudaSuccess) {
     g_error = e;
@@ -473,144 +434,6 @@ void fail(const char* what) {
   f->state = DONE;
   to_sched(f);
   std::abort();
-}
-
-void sync_block() {
-  Fiber* f = self();
-  f->state = WAIT_BLOCK;
-  to_sched(f);
-}
-
-void sync_warp() {
-  Fiber* f = self();
-  warp_arrive(f);
-  warp_wait(f);
-}
-
-int lane_id() { return self()->lane; }
-
-uint64_t warp_exchange(uint64_t v, int src) {
-  Fiber* f = self();
-  Bank& b = warp_arrive(f);
-  b.slot[f->lane] = v;
-  warp_wait(f);
-  const int lanes = std::min<int>(32, (int)g_exec->nthreads - f->warp * 32);
-  if (src < 0 || src >= lanes) src = f->lane;  // as the GPU: an out-of-range source reads one's own value
-  return b.slot[src];
-}
-
-uint32_t warp_ballot(bool pred) {
-  Fiber* f = self();
-  Bank& b = warp_arrive(f);
-  b.slot[f->lane] = pred;
-  warp_wait(f);
-  const int lanes = std::min<int>(32, (int)g_exec->nthreads - f->warp * 32);
-  uint32_t r = 0;
-  for (int i = 0; i < lanes; i++) r |= (b.slot[i] ? 1u : 0u) << i;
-  return r;
-}
-
-int block_count(bool pred) {
-  Fiber* f = self();
-  g_exec->block_count_acc += pred;
-  f->state = WAIT_BLOCK;
-  to_sched(f);
-  return g_exec->block_count_result;
-}
-
-static inline float bf(uint32_t w, int hi) { return __uint_as_float(hi ? (w & 0xffff0000u) : (w << 16)); }
-
-void mma_bf16_16816(float d[4], const uint32_t a[4], const uint32_t b[2]) {
-  Fiber* f = self();
-  if (g_exec->nthreads < (size_t)(f->warp + 1) * 32) fail("mma.sync in a warp with fewer than 32 threads");
-  Bank& k = warp_arrive(f);
-  std::memcpy(k.a[f->lane], a, 16);
-  std::memcpy(k.b[f->lane], b, 8);
-  std::memcpy(k.d[f->lane], d, 16);
-  warp_wait(f);
-  if (!k.mma_done) {
-    float A[16][16], B[16][8];
-    for (int l = 0; l < 32; l++) {
-      const int g = l >> 2, t = l & 3;
-      for (int h = 0; h < 2; h++) {
-        A[g][2 * t + h] = bf(k.a[l][0], h);
-        A[g + 8][2 * t + h] = bf(k.a[l][1], h);
-        A[g][2 * t + 8 + h] = bf(k.a[l][2], h);
-        A[g + 8][2 * t + 8 + h] = bf(k.a[l][3], h);
-        B[2 * t + h][g] = bf(k.b[l][0], h);
-        B[2 * t + 8 + h][g] = bf(k.b[l][1], h);
-      }
-    }
-    for (int l = 0; l < 32; l++) {
-      const int g = l >> 2, t = l & 3;
-      k.out[g][2 * t] = k.d[l][0];
-      k.out[g][2 * t + 1] = k.d[l][1];
-      k.out[g + 8][2 * t] = k.d[l][2];
-      k.out[g + 8][2 * t + 1] = k.d[l][3];
-    }
-    for (int i = 0; i < 16; i++)
-      for (int j = 0; j < 8; j++) {
-        float s = k.out[i][j];
-        for (int q = 0; q < 16; q++) s += A[i][q] * B[q][j];
-        k.out[i][j] = s;
-      }
-    k.mma_done = true;
-  }
-  const int g = f->lane >> 2, t = f->lane & 3;
-  d[0] = k.out[g][2 * t];
-  d[1] = k.out[g][2 * t + 1];
-  d[2] = k.out[g + 8][2 * t];
-  d[3] = k.out[g + 8][2 * t + 1];
-}
-
-void ldmatrix_x4(uint32_t r[4], const void* row_addr, bool trans) {
-  Fiber* f = self();
-  if (g_exec->nthreads < (size_t)(f->warp + 1) * 32) fail("ldmatrix in a warp with fewer than 32 threads");
-  if ((uintptr_t)row_addr & 15) fail("ldmatrix row address not 16-byte aligned");
-  Bank& k = warp_arrive(f);
-  k.addr[f->lane] = static_cast<const unsigned char*>(row_addr);
-  warp_wait(f);
-  const int g = f->lane >> 2, t = f->lane & 3;
-  for (int j = 0; j < 4; j++) {
-    if (!trans) {
-      std::memcpy(&r[j], k.addr[8 * j + g] + 4 * t, 4);
-    } else {
-      uint16_t lo, hi;
-      std::memcpy(&lo, k.addr[8 * j + 2 * t] + 2 * g, 2);
-      std::memcpy(&hi, k.addr[8 * j + 2 * t + 1] + 2 * g, 2);
-      r[j] = (uint32_t)lo | ((uint32_t)hi << 16);
-    }
-  }
-}
-
-void cp_async16(void* smem, const void* gmem, bool pred) {
-  Fiber* f = self();
-  if (((uintptr_t)smem & 15) || (pred && ((uintptr_t)gmem & 15))) fail("cp.async of 16 bytes with a misaligned address");
-  Pending p;
-  p.dst = static_cast<unsigned char*>(smem);
-  if (pred)
-    std::memcpy(p.data, gmem, 16);
-  else
-    std::memset(p.data, 0, 16);
-  p.group = f->committed;  // the group it joins at the next commit
-  f->pending.push_back(p);
-}
-
-void cp_async_commit() { self()->committed++; }
-
-void cp_async_wait(int n) {
-  Fiber* f = self();
-  // complete every committed group but the newest n
-  const uint64_t upto = f->committed >= (uint64_t)n ? f->committed - (uint64_t)n : 0;
-  size_t keep = 0;
-  for (size_t i = 0; i < f->pending.size(); i++) {
-    Pending& p = f->pending[i];
-    if (p.group < upto)
-      std::memcpy(p.dst, p.data, 16);
-    else
-      f->pending[keep++] = p;
-  }
-  f->pending.resize(keep);
 }
 
 }  // namespace nd_emu
