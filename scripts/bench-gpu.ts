@@ -162,9 +162,24 @@ async function main(): Promise<void> {
   const withNet = !process.argv.includes("--no-net");
   const list = shapes();
   const stream = new DeviceStream(kind);
-  const ours = list.map((s) => ({ s, t: ourLayer(s, stream) }));
+  // a failing shape (a kernel error on a first GPU run) is reported and the rest still measured
+  const ours = list.map((s) => {
+    try {
+      return { s, t: ourLayer(s, stream) };
+    } catch (e) {
+      console.error(`ours failed on ${s.name}: ${(e as Error).message}`);
+      return { s, t: { fwd: NaN, bwdData: NaN, bwdWeight: NaN } };
+    }
+  });
   stream.destroy();
-  const net = withNet ? ourNetwork() : null;
+  let net: { step: number; bytes: number } | null = null;
+  if (withNet) {
+    try {
+      net = ourNetwork();
+    } catch (e) {
+      console.error(`ours failed on the training step: ${(e as Error).message}`);
+    }
+  }
   const ref = reference(list, withNet);
   const rows: { case: string; metric: string; ours: number; reference: number; ratio: number }[] = [];
   const convRatios: number[] = [];
@@ -172,7 +187,7 @@ async function main(): Promise<void> {
     const rl = ref?.layers.find((l) => l.name === s.name);
     for (const [pass, mine, theirs] of [["fwd", t.fwd, rl?.fwd_s], ["bwd-data", t.bwdData, rl?.bwd_data_s], ["bwd-weight", t.bwdWeight, rl?.bwd_weight_s]] as const) {
       const ratio = theirs ? theirs / mine : NaN;
-      if (theirs) convRatios.push(ratio);
+      if (theirs && Number.isFinite(ratio)) convRatios.push(ratio);
       rows.push({ case: `${s.name} x${s.count} ${pass}`, metric: "s", ours: mine, reference: theirs ?? NaN, ratio });
     }
   }
