@@ -135,3 +135,18 @@ NDK_EXPORT int NDK(selftest_divergent)(int* out, void* stream) {
   NDK_LAUNCHED();
   return 0;
 }
+
+// One 16-byte vector load from p (the emulator build traps on a misaligned one, as the GPU faults).
+struct __align__(16) nd_selftest_u32x4 {
+  uint32_t a, b, c, d;
+};
+__global__ void nd_selftest_vec16_kernel(const unsigned char* p, uint32_t* out) {
+  nd_selftest_u32x4 v = *reinterpret_cast<const nd_selftest_u32x4*>(p);
+  out[0] = v.a + v.b + v.c + v.d;
+}
+
+NDK_EXPORT int NDK(selftest_vec16)(const unsigned char* p, uint32_t* out, void* stream) {
+  ND_LAUNCH(nd_selftest_vec16_kernel, 1, 1, 0, stream, p, out);
+  NDK_LAUNCHED();
+  return 0;
+}

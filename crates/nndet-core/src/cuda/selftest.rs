@@ -13,6 +13,7 @@ launchers! {
         fn selftest_warp(v: *const i32, out: *mut i32, n: i32, block: i32, stream: *mut c_void);
         fn selftest_block(x: *const f32, out: *mut f32, n: i32, block: i32, wait: i32, smem_extra: i32, stream: *mut c_void);
         fn selftest_divergent(out: *mut i32, stream: *mut c_void);
+        fn selftest_vec16(p: *const u8, out: *mut u32, stream: *mut c_void);
     }
 }
 
@@ -144,6 +145,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Run by `emulator_traps_a_misaligned_vector_access` in a child process: a 16-byte load from an address
+    /// 4 bytes past a 16-byte boundary (the emulator's kernels are built with -fsanitize=alignment, trapping).
+    #[test]
+    #[ignore]
+    fn misaligned_vector_load_child() {
+        let b = Backend::Emu;
+        let k = SelfTest::of(b).unwrap();
+        let d = DevBuf::zeroed(b, 64).unwrap();
+        let o = DevBuf::zeroed(b, 4).unwrap();
+        let _ = call(b, unsafe { (k.selftest_vec16)((d.ptr() + 4) as _, o.ptr() as _, null()) }, "vec16");
+    }
+
+    #[test]
+    fn emulator_traps_a_misaligned_vector_access() {
+        use std::os::unix::process::ExitStatusExt;
+        let b = Backend::Emu;
+        let k = SelfTest::of(b).unwrap();
+        let d = DevBuf::from_slice(b, &[1u32, 2, 3, 4]).unwrap();
+        let o = DevBuf::zeroed(b, 4).unwrap();
+        call(b, unsafe { (k.selftest_vec16)(d.ptr() as _, o.ptr() as _, null()) }, "vec16").unwrap();
+        assert_eq!(o.to_vec::<u32>().unwrap(), vec![10]);
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args(["--exact", "cuda::selftest::tests::misaligned_vector_load_child", "--ignored", "--nocapture"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.signal(), Some(4), "the child should die of SIGILL (the sanitizer's trap): {:?}", out.status);
     }
 
     #[test]
