@@ -150,3 +150,18 @@ NDK_EXPORT int NDK(selftest_vec16)(const unsigned char* p, uint32_t* out, void* 
   NDK_LAUNCHED();
   return 0;
 }
+
+// A missing barrier (a bug on purpose): warp 0 writes dynamic shared memory that warp 1 reads without
+// __syncthreads. 64 threads per block; out[32*block + i] = what lane i of warp 1 read.
+__global__ void nd_selftest_race_kernel(int* out) {
+  ND_DYN_SMEM(int, s);
+  const int t = threadIdx.x;
+  if (t < 32) s[t] = t + 1;
+  else out[32 * blockIdx.x + t - 32] = s[t - 32];
+}
+
+NDK_EXPORT int NDK(selftest_race)(int* out, int blocks, void* stream) {
+  ND_LAUNCH(nd_selftest_race_kernel, blocks, 64, 32 * sizeof(int), stream, out);
+  NDK_LAUNCHED();
+  return 0;
+}

@@ -226,15 +226,22 @@ void set_error(cudaError_t e, const std::string& m) {
 }
 
 // Run one block to completion; false on failure (message in e->msg).
-bool run_block(Exec* e) {
+// NOTE: the order varies with the block (warps in reverse order in odd blocks, lanes in reverse order where
+// block + warp is odd), so a kernel that reads shared memory another warp or lane writes without a barrier
+// sees the write missing in some blocks: the emulator cannot interleave threads, but it can reorder them.
+bool run_block(Exec* e, uint64_t block) {
   const size_t n = e->nthreads;
   const size_t nw = e->warps.size();
   for (;;) {
-    for (size_t w = 0; w < nw && !e->failed; w++) {
+    for (size_t wi = 0; wi < nw && !e->failed; wi++) {
+      const size_t w = (block & 1) ? nw - 1 - wi : wi;
       const size_t lo = w * 32, hi = std::min(n, lo + 32);
+      const bool rev = ((block + w) & 1) != 0;
       for (;;) {
-        for (size_t i = lo; i < hi && !e->failed; i++)
+        for (size_t k = 0; k < hi - lo && !e->failed; k++) {
+          const size_t i = rev ? hi - 1 - k : lo + k;
           if (e->fibers[i].state == RUN) to_fiber(&e->fibers[i]);
+        }
         if (e->failed) break;
         int at_warp = 0, at_block = 0, done = 0;
         for (size_t i = lo; i < hi; i++) {
@@ -340,7 +347,7 @@ void run_grid(dim3 grid, dim3 block, size_t smem, const void* kernel, void (*thu
               f.warp = (int)(i >> 5);
             }
         e->block_count_acc = 0;
-        run_block(e);
+        run_block(e, ((uint64_t)bz * grid.y + by) * grid.x + bx);
       }
   g_exec = nullptr;
   if (!e->failed) {

@@ -11,6 +11,9 @@
 // without ND_SMEM_LIMIT or above sm_80's 163 KiB, warp collectives reached by only some live lanes
 // (a lane that returned early), __syncthreads deadlocks, misaligned ldmatrix / cp.async addresses.
 // cp.async copies land in shared memory only at the matching wait, so a missing wait reads stale data.
+// Threads cannot interleave between barriers, but the order varies (warps and lanes reversed in some
+// blocks), so a missing barrier shows as unwritten data; kernels are built with the alignment sanitizer in
+// trap mode, so a misaligned vector access kills the process as it faults on the GPU.
 #pragma once
 #include <algorithm>
 #include <cmath>

@@ -14,6 +14,7 @@ launchers! {
         fn selftest_block(x: *const f32, out: *mut f32, n: i32, block: i32, wait: i32, smem_extra: i32, stream: *mut c_void);
         fn selftest_divergent(out: *mut i32, stream: *mut c_void);
         fn selftest_vec16(p: *const u8, out: *mut u32, stream: *mut c_void);
+        fn selftest_race(out: *mut i32, blocks: i32, stream: *mut c_void);
     }
 }
 
@@ -174,6 +175,19 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(out.status.signal(), Some(4), "the child should die of SIGILL (the sanitizer's trap): {:?}", out.status);
+    }
+
+    #[test]
+    fn emulator_reorders_warps_so_a_missing_barrier_shows() {
+        let b = Backend::Emu;
+        let k = SelfTest::of(b).unwrap();
+        let o = DevBuf::zeroed(b, 4 * 64).unwrap();
+        call(b, unsafe { (k.selftest_race)(o.ptr() as _, 2, null()) }, "race").unwrap();
+        let got = o.to_vec::<i32>().unwrap();
+        // block 0 runs warp 0 first (the write lands before the read); block 1 runs warp 1 first and reads
+        // the unwritten (poisoned) shared memory
+        assert_eq!(got[..32], (1..=32).collect::<Vec<i32>>()[..]);
+        assert!(got[32..].iter().all(|&v| v == -1), "{:?}", &got[32..]);
     }
 
     #[test]
