@@ -165,3 +165,17 @@ NDK_EXPORT int NDK(selftest_race)(int* out, int blocks, void* stream) {
   NDK_LAUNCHED();
   return 0;
 }
+
+// A dependency between blocks of one launch (a bug on purpose): block b writes buf[b] and reads
+// buf[(b + 1) % gridDim.x] into out[b].
+__global__ void nd_selftest_xblock_kernel(int* buf, int* out) {
+  if (threadIdx.x != 0) return;
+  buf[blockIdx.x] = 10 + (int)blockIdx.x;
+  out[blockIdx.x] = buf[(blockIdx.x + 1) % gridDim.x];
+}
+
+NDK_EXPORT int NDK(selftest_xblock)(int* buf, int* out, int blocks, void* stream) {
+  ND_LAUNCH(nd_selftest_xblock_kernel, blocks, 32, 0, stream, buf, out);
+  NDK_LAUNCHED();
+  return 0;
+}

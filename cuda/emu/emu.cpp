@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -330,25 +331,31 @@ void run_grid(dim3 grid, dim3 block, size_t smem, const void* kernel, void (*thu
   t_bdim = block;
   t_gdim = grid;
   g_exec = e;
-  for (unsigned bz = 0; bz < grid.z && !e->failed; bz++)
-    for (unsigned by = 0; by < grid.y && !e->failed; by++)
-      for (unsigned bx = 0; bx < grid.x && !e->failed; bx++) {
-        t_bid = uint3{bx, by, bz};
-        std::memset(e->smem.data(), 0xff, smem);
-        for (auto& w : e->warps) w = Warp{};
-        uint64_t i = 0;
-        for (unsigned z = 0; z < block.z; z++)
-          for (unsigned y = 0; y < block.y; y++)
-            for (unsigned x = 0; x < block.x; x++, i++) {
-              Fiber& f = e->fibers[i];
-              init_fiber(f);
-              f.tid = uint3{x, y, z};
-              f.lane = (int)(i & 31);
-              f.warp = (int)(i >> 5);
-            }
-        e->block_count_acc = 0;
-        run_block(e, ((uint64_t)bz * grid.y + by) * grid.x + bx);
-      }
+  // NOTE: blocks run one at a time in a scrambled order (reversed k * step mod N, step coprime to N; plain
+  // reverse order for small grids), so a kernel that reads what another block of the same launch writes
+  // sees it missing for some pairs.
+  const uint64_t nblocks = (uint64_t)grid.x * grid.y * grid.z;
+  uint64_t step = std::max<uint64_t>(1, nblocks * 5 / 8);
+  while (std::gcd(step, nblocks) != 1) step--;
+  for (uint64_t k = 0; k < nblocks && !e->failed; k++) {
+    const uint64_t lin = nblocks - 1 - (k * step) % nblocks;
+    const unsigned bx = (unsigned)(lin % grid.x), by = (unsigned)((lin / grid.x) % grid.y), bz = (unsigned)(lin / ((uint64_t)grid.x * grid.y));
+    t_bid = uint3{bx, by, bz};
+    std::memset(e->smem.data(), 0xff, smem);
+    for (auto& w : e->warps) w = Warp{};
+    uint64_t i = 0;
+    for (unsigned z = 0; z < block.z; z++)
+      for (unsigned y = 0; y < block.y; y++)
+        for (unsigned x = 0; x < block.x; x++, i++) {
+          Fiber& f = e->fibers[i];
+          init_fiber(f);
+          f.tid = uint3{x, y, z};
+          f.lane = (int)(i & 31);
+          f.warp = (int)(i >> 5);
+        }
+    e->block_count_acc = 0;
+    run_block(e, lin);
+  }
   g_exec = nullptr;
   if (!e->failed) {
     std::string v = guard_violation();

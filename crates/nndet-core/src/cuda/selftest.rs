@@ -1,8 +1,9 @@
 //! Tests of the device primitives (cuda/selftest.cu) on every test backend: the mma.sync and ldmatrix
 //! fragment layouts documented in cuda/common.cuh, warp shuffles/ballot, barriers with static and dynamic
 //! shared memory, cp.async, and the emulator's checks (a divergent warp collective, shared memory over the
-//! 48 KiB default without the opt-in, which the GPU refuses too). On a GPU these pin the emulator to the
-//! hardware: every kernel test in the emulator relies on these semantics.
+//! 48 KiB default without the opt-in, which the GPU refuses too, writes outside an allocation, misaligned
+//! vector accesses, and the reordering that exposes missing barriers and cross-block reads). On a GPU these
+//! pin the emulator to the hardware: every kernel test in the emulator relies on these semantics.
 
 use std::os::raw::c_void;
 
@@ -15,6 +16,7 @@ launchers! {
         fn selftest_divergent(out: *mut i32, stream: *mut c_void);
         fn selftest_vec16(p: *const u8, out: *mut u32, stream: *mut c_void);
         fn selftest_race(out: *mut i32, blocks: i32, stream: *mut c_void);
+        fn selftest_xblock(buf: *mut i32, out: *mut i32, blocks: i32, stream: *mut c_void);
     }
 }
 
@@ -188,6 +190,16 @@ mod tests {
         // the unwritten (poisoned) shared memory
         assert_eq!(got[..32], (1..=32).collect::<Vec<i32>>()[..]);
         assert!(got[32..].iter().all(|&v| v == -1), "{:?}", &got[32..]);
+    }
+
+    #[test]
+    fn emulator_runs_blocks_out_of_order_so_a_cross_block_read_shows() {
+        let b = Backend::Emu;
+        let k = SelfTest::of(b).unwrap();
+        let (buf, o) = (DevBuf::zeroed(b, 8).unwrap(), DevBuf::zeroed(b, 8).unwrap());
+        call(b, unsafe { (k.selftest_xblock)(buf.ptr() as _, o.ptr() as _, 2, null()) }, "xblock").unwrap();
+        // block 1 ran first: it read block 0's slot before block 0 wrote it
+        assert_eq!(o.to_vec::<i32>().unwrap(), vec![11, 0]);
     }
 
     #[test]
