@@ -116,5 +116,30 @@ describe("RetinaUNet training step on a device backend vs the CPU model", () => 
         dev.free();
       }
     });
+
+    test(`${kind}: the inference graph (shared slots, no gradients) gives the training graph's outputs`, () => {
+      const train = new DeviceRetinaUNet(raw, raw.patch, raw.batch, { kind });
+      const infer = new DeviceRetinaUNet(raw, raw.patch, raw.batch, { kind, training: false });
+      try {
+        expect(infer.arenaBytes).toBeLessThan(train.arenaBytes);
+        const params = new Float32Array(train.paramCount);
+        hashParams(train.g.specs, params);
+        const input = new Float32Array(raw.batch * raw.in_channels * raw.patch[0] * raw.patch[1] * raw.patch[2]);
+        fill(input, 7, 1);
+        for (const net of [train, infer]) {
+          net.setParams(params);
+          net.setInput(input);
+          net.forward();
+        }
+        const [a, b] = [train.outputs(), infer.outputs()];
+        // the same kernels on the same values: identical
+        expect([...b.cls]).toEqual([...a.cls]);
+        expect([...b.reg]).toEqual([...a.reg]);
+        expect([...b.seg]).toEqual([...a.seg]);
+      } finally {
+        train.free();
+        infer.free();
+      }
+    });
   }
 });
