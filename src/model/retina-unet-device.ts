@@ -141,7 +141,8 @@ export class DeviceRetinaUNet implements NetOps {
 
   /** The device address of a buffer by name; "slot@size" is the start of `slot`. */
   #b(name: string): bigint {
-    const v = this.#at.get(name) ?? this.#at.get(name.slice(0, name.indexOf("@")));
+    const at = name.indexOf("@");
+    const v = this.#at.get(at > 0 ? name.slice(0, at) : name);
     if (v === undefined) throw new Error(`retina-unet-device: no buffer ${name}`);
     return v;
   }
