@@ -8,7 +8,7 @@
 //! `adj` (conv bwd-data, convT fwd), `wgrad` (both bwd-weights). Pointers are device addresses (u64) of
 //! buffers of backend `b`; every one is checked with `span` before a launch. `stream` 0 = default stream.
 
-use super::{call, span, Backend};
+use super::{call, span, stream_ok, Backend};
 use crate::ensure;
 use crate::error::NdResult;
 use crate::ops::conv::{Conv3dParams, Kind, CONV_PARAMS_LEN};
@@ -127,10 +127,6 @@ fn buf(b: Backend, addr: u64, elems: usize, size: usize, what: &str) -> NdResult
     span(b, addr, (elems * size) as u64, what)
 }
 
-fn stream_ptr(stream: u64) -> *mut c_void {
-    stream as usize as *mut c_void
-}
-
 /// Elements of one packed bf16 weight copy (the same as the fp32 master).
 pub fn packed_len(kind: Kind, params: &[i32]) -> NdResult<usize> {
     Ok(parse(kind, params)?.w_len())
@@ -157,7 +153,7 @@ pub fn pack_weights(b: Backend, kind: Kind, params: &[i32], w: u64, w_fwd: u64, 
         Kind::ConvT => (w_bwd, w_fwd),
     };
     let k = ConvKernels::of(b)?;
-    call(b, unsafe { (k.conv_pack)(w as *const f32, pc as *mut u16, pa as *mut u16, &g, stream_ptr(stream)) }, "conv_pack")
+    call(b, unsafe { (k.conv_pack)(w as *const f32, pc as *mut u16, pa as *mut u16, &g, stream_ok(b, stream)?) }, "conv_pack")
 }
 
 /// y (=|+=) conv(x, w) + bias (or convT); `w_fwd` from `pack_weights`, `bias` fp32 [Cout] (0 without bias).
@@ -171,7 +167,7 @@ pub fn fwd(b: Backend, kind: Kind, params: &[i32], x: u64, w_fwd: u64, bias: u64
     }
     buf(b, y, p.y_len(), 2, "y")?;
     let k = ConvKernels::of(b)?;
-    let (wp, bp, s) = (w_fwd as *const u16, bias as *const f32, stream_ptr(stream));
+    let (wp, bp, s) = (w_fwd as *const u16, bias as *const f32, stream_ok(b, stream)?);
     match kind {
         Kind::Conv => call(b, unsafe { (k.conv_corr)(x as *const u16, wp, bp, y as *mut u16, &g, s) }, "conv3d_fwd"),
         Kind::ConvT => call(b, unsafe { (k.conv_adj)(x as *const u16, wp, bp, y as *mut u16, &g, s) }, "convt3d_fwd"),
@@ -186,7 +182,7 @@ pub fn bwd_data(b: Backend, kind: Kind, params: &[i32], dy: u64, w_bwd: u64, dx:
     buf(b, w_bwd, p.w_len(), 2, "w_bwd")?;
     buf(b, dx, p.x_len(), 2, "dx")?;
     let k = ConvKernels::of(b)?;
-    let (wp, s, none) = (w_bwd as *const u16, stream_ptr(stream), std::ptr::null::<f32>());
+    let (wp, s, none) = (w_bwd as *const u16, stream_ok(b, stream)?, std::ptr::null::<f32>());
     match kind {
         Kind::Conv => call(b, unsafe { (k.conv_adj)(dy as *const u16, wp, none, dx as *mut u16, &g, s) }, "conv3d_bwd_data"),
         Kind::ConvT => call(b, unsafe { (k.conv_corr)(dy as *const u16, wp, none, dx as *mut u16, &g, s) }, "convt3d_bwd_data"),
@@ -231,7 +227,7 @@ fn bwd_weight_geom(
     call(
         b,
         unsafe {
-            (k.conv_wgrad)(lo as *const u16, hi as *const u16, dw as *mut f32, db as *mut f32, ws as *mut f32, &g, stream_ptr(stream))
+            (k.conv_wgrad)(lo as *const u16, hi as *const u16, dw as *mut f32, db as *mut f32, ws as *mut f32, &g, stream_ok(b, stream)?)
         },
         what,
     )

@@ -10,10 +10,9 @@
 //! Workspaces are caller-owned device buffers of `*_workspace_bytes` bytes. Limits: NMS/WBC n <= NMS_MAX
 //! (the mask alone takes n * ceil(n/64) * 8 bytes), ATSS <= ATSS_KMAX candidates per level and
 //! MAX_LEVELS levels, indices below 2^31.
-use super::{call, span, Backend};
+use super::{call, span, stream_ok, Backend};
 use crate::error::{NdError, NdResult};
 use crate::ops::detect as chk;
-use std::os::raw::c_void;
 
 mod geom;
 mod post;
@@ -32,10 +31,6 @@ pub const MAX_LEVELS: usize = 8;
 pub(crate) const MAX_SIZES: usize = 96;
 pub(crate) const LOSS_MAX_BLOCKS: usize = 256;
 pub(crate) const SEG_MAX_BLOCKS: usize = 64;
-
-pub(crate) fn st(stream: u64) -> *mut c_void {
-    stream as *mut c_void
-}
 
 /// `span` for `n` elements of `elem` bytes; empty ranges are not checked (nothing is read or written).
 pub(crate) fn sp(b: Backend, addr: u64, n: usize, elem: usize, what: &str) -> NdResult<()> {
@@ -61,7 +56,7 @@ pub fn pairwise(b: Backend, a: u64, n: usize, bb: u64, m: usize, kind: i32, eps:
     sp(b, out, nm, 4, "out")?;
     let g = PairGeom { n: n as i64, m: m as i64, kind, eps };
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_pairwise)(a as _, bb as _, out as _, &g, st(stream)) }, "det_pairwise")
+    call(b, unsafe { (k.det_pairwise)(a as _, bb as _, out as _, &g, stream_ok(b, stream)?) }, "det_pairwise")
 }
 
 /// out [n] = f(a_i, b_i).
@@ -73,7 +68,7 @@ pub fn elementwise(b: Backend, a: u64, bb: u64, n: usize, kind: i32, eps: f32, o
     sp(b, out, n, 4, "out")?;
     let g = PairGeom { n: n as i64, m: n as i64, kind, eps };
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_elementwise)(a as _, bb as _, out as _, &g, st(stream)) }, "det_elementwise")
+    call(b, unsafe { (k.det_elementwise)(a as _, bb as _, out as _, &g, stream_ok(b, stream)?) }, "det_elementwise")
 }
 
 /// Volumes [n] and centres [n, 3] of boxes [n, 6].
@@ -82,7 +77,7 @@ pub fn areas_centers(b: Backend, boxes: u64, n: usize, areas: u64, centers: u64,
     sp(b, areas, n, 4, "areas")?;
     sp(b, centers, n, 12, "centers")?;
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_areas_centers)(boxes as _, areas as _, centers as _, n as i64, st(stream)) }, "det_areas_centers")
+    call(b, unsafe { (k.det_areas_centers)(boxes as _, areas as _, centers as _, n as i64, stream_ok(b, stream)?) }, "det_areas_centers")
 }
 
 /// clip_boxes_to_image in place.
@@ -91,7 +86,7 @@ pub fn clip(b: Backend, boxes: u64, n: usize, shape: [f32; 3], stream: u64) -> N
     sp(b, boxes, n, 24, "boxes")?;
     let g = ClipGeom { n: n as i64, shape };
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_clip)(boxes as _, &g, st(stream)) }, "det_clip")
+    call(b, unsafe { (k.det_clip)(boxes as _, &g, stream_ok(b, stream)?) }, "det_clip")
 }
 
 /// remove_small_boxes: ascending indices of the boxes with every side >= min_size into keep [n], their
@@ -102,7 +97,7 @@ pub fn remove_small(b: Backend, boxes: u64, n: usize, min_size: f32, keep: u64, 
     sp(b, keep, n, 4, "keep")?;
     span(b, count, 4, "count")?;
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_remove_small)(boxes as _, n as i64, min_size, keep as _, count as _, st(stream)) }, "det_remove_small")
+    call(b, unsafe { (k.det_remove_small)(boxes as _, n as i64, min_size, keep as _, count as _, stream_ok(b, stream)?) }, "det_remove_small")
 }
 
 /// All levels' anchors into out [A, 6] (levels as `ops::detect::anchors_generate`); returns A.
@@ -130,7 +125,7 @@ pub fn anchors_generate(b: Backend, desc: &[i32], sizes: &[f32], out: u64, out_l
         off += lv.widths.len() + lv.heights.len() + lv.depths.len();
     }
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_anchors)(out as _, &g, st(stream)) }, "det_anchors")?;
+    call(b, unsafe { (k.det_anchors)(out as _, &g, stream_ok(b, stream)?) }, "det_anchors")?;
     Ok(total)
 }
 
@@ -142,7 +137,7 @@ pub fn encode(b: Backend, gt: u64, anchors: u64, n: usize, w: &[f32], out: u64, 
     }
     let g = CoderGeom { n: n as i64, w, clip: 0.0 };
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_encode)(gt as _, anchors as _, out as _, &g, st(stream)) }, "det_encode")
+    call(b, unsafe { (k.det_encode)(gt as _, anchors as _, out as _, &g, stream_ok(b, stream)?) }, "det_encode")
 }
 
 /// BoxCoderND.decode_single with the size clamp `clip`.
@@ -155,7 +150,7 @@ pub fn decode(b: Backend, deltas: u64, anchors: u64, n: usize, w: &[f32], clip: 
     }
     let g = CoderGeom { n: n as i64, w, clip };
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_decode)(deltas as _, anchors as _, out as _, &g, st(stream)) }, "det_decode")
+    call(b, unsafe { (k.det_decode)(deltas as _, anchors as _, out as _, &g, stream_ok(b, stream)?) }, "det_decode")
 }
 
 #[cfg(test)]

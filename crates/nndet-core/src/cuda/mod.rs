@@ -285,6 +285,20 @@ mod tests {
     }
 
     #[test]
+    fn every_family_refuses_a_stream_that_is_not_live() {
+        let b = Backend::Emu;
+        let boxes = DevBuf::from_slice(b, &[0.0f32, 0.0, 2.0, 2.0, 0.0, 2.0]).unwrap();
+        let out = DevBuf::zeroed(b, 64).unwrap();
+        let s = stream_create(b).unwrap();
+        detect::areas_centers(b, boxes.ptr(), 1, out.ptr(), out.ptr() + 16, s).unwrap();
+        stream_destroy(b, s).unwrap();
+        let e = detect::areas_centers(b, boxes.ptr(), 1, out.ptr(), out.ptr() + 16, s).unwrap_err();
+        assert!(e.message.contains("not a live emu stream"), "{e}");
+        let e = engine::fill(b, out.ptr(), 4, 4, 0, 0xdead).unwrap_err();
+        assert!(e.message.contains("not a live emu stream"), "{e}");
+    }
+
+    #[test]
     fn emulator_reports_writes_outside_an_allocation() {
         let b = Backend::Emu;
         let k = SmokeKernels::of(b).unwrap();

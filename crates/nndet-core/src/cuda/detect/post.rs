@@ -2,7 +2,7 @@
 //! the probabilities, boxes (given or decoded), clipping, small boxes dropped, class-wise NMS, the first
 //! detections_per_img kept. Everything stays on the device, the detection count included.
 use super::suppress::{nms_carve, nms_dims, topk_fill, topk_workspace_bytes, Carve, TopkOut, WbcOut};
-use super::{call, chk, i32_count, sp, span, st, Backend, DetectKernels, PostGeom, TopkGeom, NMS_MAX};
+use super::{call, chk, i32_count, sp, span, stream_ok, Backend, DetectKernels, PostGeom, TopkGeom, NMS_MAX};
 use crate::cpu::detect::postprocess::PostParams;
 use crate::error::{NdError, NdResult};
 
@@ -101,5 +101,5 @@ pub fn postprocess(
     g.nms.scores = g.pscore;
     g.nms.labels = g.plabel;
     let kern = DetectKernels::of(b)?;
-    call(b, unsafe { (kern.det_postprocess)(&g, st(stream)) }, "det_postprocess")
+    call(b, unsafe { (kern.det_postprocess)(&g, stream_ok(b, stream)?) }, "det_postprocess")
 }

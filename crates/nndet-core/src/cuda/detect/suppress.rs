@@ -1,6 +1,6 @@
 //! NMS, WBC and top-k selection on the device (cuda/detect_nms.cu, detect_select.cu): workspaces carved
 //! from one caller buffer, results (kept indices, clusters, counts) left on the device.
-use super::{call, chk, i32_count, sp, span, st, Backend, DetectKernels, NmsGeom, TopkGeom, NMS_MAX, SORT_TILE};
+use super::{call, chk, i32_count, sp, span, stream_ok, Backend, DetectKernels, NmsGeom, TopkGeom, NMS_MAX, SORT_TILE};
 use crate::error::{NdError, NdResult};
 
 /// Byte offsets of the NMS/WBC workspace carved from one buffer (16-byte aligned pieces).
@@ -91,7 +91,7 @@ pub fn nms(
     g.keep = keep;
     g.count = count;
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_nms)(&g, st(stream)) }, "det_nms")
+    call(b, unsafe { (k.det_nms)(&g, stream_ok(b, stream)?) }, "det_nms")
 }
 
 /// Device buffers of `wbc`'s inputs [n] besides the boxes and scores.
@@ -132,7 +132,7 @@ pub fn wbc(b: Backend, boxes: u64, scores: u64, x: &WbcIn, n: usize, thr: f32, s
     g.out_scores = out.scores;
     g.out_labels = out.labels;
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_wbc)(&g, st(stream)) }, "det_wbc")
+    call(b, unsafe { (k.det_wbc)(&g, stream_ok(b, stream)?) }, "det_wbc")
 }
 
 fn topk_pad(k: usize) -> usize {
@@ -175,7 +175,7 @@ fn topk_run(b: Backend, mut g: TopkGeom, work: u64, work_bytes: u64, out: &TopkO
     span(b, out.count, 4, "count")?;
     topk_fill(&mut g, work, out);
     let kern = DetectKernels::of(b)?;
-    call(b, unsafe { (kern.det_topk)(&g, st(stream)) }, "det_topk")
+    call(b, unsafe { (kern.det_topk)(&g, stream_ok(b, stream)?) }, "det_topk")
 }
 
 /// The k largest probabilities > thr of probs [n] with their indices, sorted descending, ties to the

@@ -1,6 +1,6 @@
 //! Training-side detection ops on the device (cuda/detect_atss.cu, detect_loss.cu): ATSS matching and the
 //! classification / regression / segmentation losses with their gradients.
-use super::{call, i32_count, sp, span, st, AtssGeom, Backend, BceGeom, DetectKernels, GiouGeom, HeadGeom, SegGeom};
+use super::{call, i32_count, sp, span, stream_ok, AtssGeom, Backend, BceGeom, DetectKernels, GiouGeom, HeadGeom, SegGeom};
 use super::{ATSS_KMAX, LOSS_MAX_BLOCKS, MAX_LEVELS, SEG_MAX_BLOCKS};
 use crate::error::{NdError, NdResult};
 
@@ -67,7 +67,7 @@ pub fn atss_match(
     g.best = work + (ng * kt * 8) as u64;
     g.grouped = g.best + (na * 4) as u64;
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_atss)(&g, st(stream)) }, "det_atss")
+    call(b, unsafe { (k.det_atss)(&g, stream_ok(b, stream)?) }, "det_atss")
 }
 
 /// Workspace bytes of the losses (`bce_loss`, `giou_loss`, `head_loss`).
@@ -87,7 +87,7 @@ pub fn bce_loss(b: Backend, logits: u64, targets: u64, rows: usize, c: i32, grad
     span(b, loss, 4, "loss")?;
     let g = BceGeom { rows: rows as i64, c, pad_: 0, logits, labels: targets, grad, partials: work, loss };
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_bce)(&g, st(stream)) }, "det_bce")
+    call(b, unsafe { (k.det_bce)(&g, stream_ok(b, stream)?) }, "det_bce")
 }
 
 /// GIoULoss(sum, eps): giou [n], grad [n, 6] = d(-Σ GIoU)/dpred, loss [1] = -Σ GIoU.
@@ -101,7 +101,7 @@ pub fn giou_loss(b: Backend, pred: u64, target: u64, n: usize, eps: f64, giou: u
     span(b, loss, 4, "loss")?;
     let g = GiouGeom { n: n as i64, eps, pred, target, giou, grad, partials: work, loss };
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_giou_loss)(&g, st(stream)) }, "det_giou_loss")
+    call(b, unsafe { (k.det_giou_loss)(&g, stream_ok(b, stream)?) }, "det_giou_loss")
 }
 
 /// Device buffers and sizes of `head_loss` (as `cpu::detect::loss::HeadLossInput`).
@@ -162,7 +162,7 @@ pub fn head_loss(b: Backend, x: &HeadLossArgs, stream: u64) -> NdResult<()> {
         losses: x.losses,
     };
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_head_loss)(&g, st(stream)) }, "det_head_loss")
+    call(b, unsafe { (k.det_head_loss)(&g, stream_ok(b, stream)?) }, "det_head_loss")
 }
 
 /// Workspace bytes of `seg_loss` for `batch` samples.
@@ -187,6 +187,6 @@ pub fn seg_loss(b: Backend, logits: u64, target: u64, batch: usize, v: usize, ba
     let coef = work + (batch * SEG_MAX_BLOCKS * 16) as u64;
     let g = SegGeom { b: batch as i64, v: v as i64, batch_dice: batch_dice as i32, nblk: 0, w_ce, w_dice, logits, target, grad, partials, coef, losses };
     let k = DetectKernels::of(b)?;
-    call(b, unsafe { (k.det_seg_loss)(&g, st(stream)) }, "det_seg_loss")
+    call(b, unsafe { (k.det_seg_loss)(&g, stream_ok(b, stream)?) }, "det_seg_loss")
 }
 
