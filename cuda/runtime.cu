@@ -41,8 +41,11 @@ NDK_EXPORT int ndk_malloc(void** out, uint64_t bytes) { return (int)cudaMalloc(o
 
 NDK_EXPORT int ndk_free(void* p) { return (int)cudaFree(p); }
 
+// NOTE: from pageable memory cudaMemcpy may return before the DMA has landed, and the legacy stream does not
+// order against non-blocking streams: wait, so a kernel queued next on any stream sees the data.
 NDK_EXPORT int ndk_memcpy_h2d(void* dst, const void* src, uint64_t bytes) {
-  return (int)cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice);
+  NDK_TRY(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  return (int)cudaDeviceSynchronize();
 }
 
 NDK_EXPORT int ndk_memcpy_d2h(void* dst, const void* src, uint64_t bytes) {
@@ -53,7 +56,12 @@ NDK_EXPORT int ndk_memcpy_d2d(void* dst, const void* src, uint64_t bytes) {
   return (int)cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice);
 }
 
-NDK_EXPORT int ndk_memset(void* dst, int value, uint64_t bytes) { return (int)cudaMemset(dst, value, bytes); }
+// Synchronous, like the copies: cudaMemset alone may still be running when a kernel on another
+// (non-blocking) stream starts.
+NDK_EXPORT int ndk_memset(void* dst, int value, uint64_t bytes) {
+  NDK_TRY(cudaMemset(dst, value, bytes));
+  return (int)cudaDeviceSynchronize();
+}
 
 NDK_EXPORT int ndk_synchronize() { return (int)cudaDeviceSynchronize(); }
 

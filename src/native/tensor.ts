@@ -74,7 +74,7 @@ export class DeviceBuffer {
     check(native().nd_dev_download(BACKEND_CODE[this.kind], this.#handle, offset, bytes, bytes.byteLength), "deviceDownload");
     return dst;
   }
-  /** Fill `bytes` from `offset` with the byte `value` (asynchronous on the device). */
+  /** Fill `bytes` from `offset` with the byte `value` (synchronous, like upload and download). */
   fill(value: number, offset = 0, bytes = this.byteLength - offset): void {
     check(native().nd_dev_memset(BACKEND_CODE[this.kind], this.at(offset), value, bytes), "deviceMemset");
   }

@@ -88,7 +88,8 @@ pub fn download_on(b: Backend, handle: u64, offset: u64, dst: &mut [u8]) -> NdRe
     call(b, unsafe { (k.memcpy_d2h)(dst.as_mut_ptr() as *mut c_void, src, dst.len() as u64) }, "memcpy D2H")
 }
 
-/// Fill [addr, +bytes) (inside a live allocation) with the byte `value`.
+/// Fill [addr, +bytes) (inside a live allocation) with the byte `value`; synchronous, as the copies (work
+/// queued on a stream uses the kernels' fill instead).
 pub fn memset_on(b: Backend, addr: u64, value: u8, bytes: u64) -> NdResult<()> {
     let k = Runtime::of(b)?;
     span(b, addr, bytes, "memset")?;
