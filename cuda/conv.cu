@@ -213,23 +213,11 @@ __global__ void __launch_bounds__(32 * WMW * WNW) conv_gemm_kernel(ConvGemmArgs 
   const int warp = tid >> 5, lane = tid & 31;
   const int wm0 = (warp % WMW) * (BM / WMW), wn0 = (warp / WMW) * (BN / WNW);
   float acc[MT][NT][4];
-#pragma unroll
-  for (int i = 0; i < MT; i++)
-#pragma unroll
-    for (int j = 0; j < NT; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.f;
+  nd_zero_acc(acc);
 
-#pragma unroll
-  for (int st = 0; st < S - 1; st++) {
-    if (st < nk) load(st, st);
-    nd_cp_async_commit();
-  }
-  for (int kt = 0; kt < nk; kt++) {
-    nd_cp_async_wait<S - 2>();  // tile kt has landed (for this thread) ...
-    __syncthreads();            // ... for every thread; and stage (kt-1)%S is no longer read
-    if (kt + S - 1 < nk) load((kt + S - 1) % S, kt + S - 1);
-    nd_cp_async_commit();
-    const nd_bf16* As = sA + (kt % S) * BM * P;
-    const nd_bf16* Bs = sB + (kt % S) * BN * P;
+  nd_cp_pipeline<S>(nk, load, [&](int stage) {
+    const nd_bf16* As = sA + stage * BM * P;
+    const nd_bf16* Bs = sB + stage * BN * P;
     const int j8 = lane >> 3, r8 = lane & 7;
 #pragma unroll
     for (int kk = 0; kk < BK; kk += 16) {
@@ -251,8 +239,7 @@ __global__ void __launch_bounds__(32 * WMW * WNW) conv_gemm_kernel(ConvGemmArgs 
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) nd_mma_bf16_16816(acc[mt][nt], af[mt], bfr[nt]);
     }
-  }
-  nd_cp_async_wait<0>();
+  });
 
   // Epilogue, staged through shared memory (the pipeline buffers are free now) so that the global stores are
   // 16-byte chunks of output rows: (acc + bias) (+ old value), rounded once to bf16.

@@ -40,6 +40,35 @@ struct __align__(16) nd_u32x4 {
 };
 
 // Flat voxel index of (n, d, h, w) in a [N][dims] volume (int64: element offsets may exceed 2^31).
+// The S-stage cp.async pipeline both conv GEMMs run: load(stage, tile) issues one k-tile's copies into a
+// stage, compute(stage) consumes a landed one. The next tile is issued once every thread has passed the
+// barrier, so the stage it overwrites ((kt-1) % S) is no longer read. Ends with every copy landed.
+template <int S, class Load, class Compute>
+__device__ __forceinline__ void nd_cp_pipeline(int nk, Load& load, Compute&& compute) {
+#pragma unroll
+  for (int st = 0; st < S - 1; st++) {
+    if (st < nk) load(st, st);
+    nd_cp_async_commit();
+  }
+  for (int kt = 0; kt < nk; kt++) {
+    nd_cp_async_wait<S - 2>();  // tile kt has landed (for this thread) ...
+    __syncthreads();            // ... for every thread
+    if (kt + S - 1 < nk) load((kt + S - 1) % S, kt + S - 1);
+    nd_cp_async_commit();
+    compute(kt % S);
+  }
+  nd_cp_async_wait<0>();
+}
+
+// Zero a warp's mma accumulators [MT][NT][4].
+template <int MT, int NT>
+__device__ __forceinline__ void nd_zero_acc(float (&acc)[MT][NT][4]) {
+#pragma unroll
+  for (int i = 0; i < MT; i++)
+#pragma unroll
+    for (int j = 0; j < NT; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.f;
+}
+
 __device__ __forceinline__ long long nd_vox(long long n, int d, int h, int w, int D, int H, int W) {
   return ((n * D + d) * H + h) * (long long)W + w;
 }

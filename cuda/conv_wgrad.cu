@@ -146,23 +146,11 @@ __global__ void __launch_bounds__(128) conv_wgrad_kernel(ConvWgradArgs a) {
   const int warp = tid >> 5, lane = tid & 31;
   const int wm0 = (warp % WM) * 32, wn0 = (warp / WM) * (BN / WN);
   float acc[MT][NT][4];
-#pragma unroll
-  for (int i = 0; i < MT; i++)
-#pragma unroll
-    for (int j = 0; j < NT; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.f;
+  nd_zero_acc(acc);
 
-#pragma unroll
-  for (int st = 0; st < S - 1; st++) {
-    if (st < nk) load(st, st);
-    nd_cp_async_commit();
-  }
-  for (int kt = 0; kt < nk; kt++) {
-    nd_cp_async_wait<S - 2>();
-    __syncthreads();
-    if (kt + S - 1 < nk) load((kt + S - 1) % S, kt + S - 1);
-    nd_cp_async_commit();
-    const nd_bf16* As = sA + (kt % S) * BK * PA;
-    const nd_bf16* Bs = sB + (kt % S) * BK * PB;
+  nd_cp_pipeline<S>(nk, load, [&](int stage) {
+    const nd_bf16* As = sA + stage * BK * PA;
+    const nd_bf16* Bs = sB + stage * BK * PB;
     const int j8 = lane >> 3, r8 = lane & 7;
 #pragma unroll
     for (int kk = 0; kk < BK; kk += 16) {
@@ -186,8 +174,7 @@ __global__ void __launch_bounds__(128) conv_wgrad_kernel(ConvWgradArgs a) {
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) nd_mma_bf16_16816(acc[mt][nt], af[mt], bfr[nt]);
     }
-  }
-  nd_cp_async_wait<0>();
+  });
 
   // This split's partial tile (written even when empty, so the reduction reads no stale values).
   float* part = a.part + (long long)blockIdx.z * a.c_lo * a.ncol;
