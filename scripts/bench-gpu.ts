@@ -13,9 +13,8 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ArchPlan, Vec3 } from "../src/model/arch";
-import { planGraph } from "../src/model/graph";
+import { convLayers, planGraph } from "../src/model/graph";
 import { initParams } from "../src/model/params";
-import type { ConvLayer } from "../src/model/retina-unet";
 import { DeviceRetinaUNet } from "../src/model/retina-unet-device";
 import type { ConvParams } from "../src/native/ops/conv";
 import { type DevCtx, gpuConvBwdData, gpuConvBwdWeight, gpuConvFwd, gpuConvPack, gpuConvSizes } from "../src/native/ops/gpu";
@@ -49,14 +48,8 @@ interface Shape {
 /** Every distinct conv shape of the training graph, with how often the network runs it. */
 function shapes(): Shape[] {
   const g = planGraph(cfg.plan, cfg.patch, cfg.batch, true);
-  const layers: ConvLayer[] = [
-    ...g.encoder.flat().map((u) => u.conv),
-    ...g.levels.flatMap((l) => [l.lateral, ...(l.used ? [l.out] : []), ...(l.up ? [l.up] : [])]),
-    ...g.heads.flatMap((h) => [h.c1, h.c2, h.cOut]),
-    g.seg,
-  ];
   const seen = new Map<string, Shape>();
-  for (const c of layers) {
+  for (const c of convLayers(g)) {
     const p = c.p;
     const s: Shape = {
       name: "", kind: c.transposed ? "convt" : "conv", n: p.n, cin: p.cin, cout: p.cout, dhw: [p.d, p.h, p.w],

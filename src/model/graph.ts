@@ -208,3 +208,14 @@ export function planGraph(arch: ArchPlan, patch: Vec3, batch: number, training =
 }
 
 export type { ConvParams };
+
+/** Every conv layer the graph runs (shared head convs once per level), in schedule order. */
+export function convLayers(g: GraphPlan): ConvLayer[] {
+  return [
+    ...g.encoder.flat().map((u) => u.conv),
+    ...g.levels.flatMap((l) => [l.lateral, ...(l.used ? [l.out] : []), ...(l.up ? [l.up] : [])]),
+    ...g.heads.flatMap((h) => [h.c1, h.c2, h.cOut]),
+    g.seg,
+  ];
+}
+

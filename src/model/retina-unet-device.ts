@@ -31,7 +31,7 @@ import {
   gpuToNdhwc,
 } from "../native/ops/gpu";
 import type { ArchPlan, Vec3 } from "./arch";
-import { type GraphPlan, type HeadNode, planGraph } from "./graph";
+import { convLayers, type GraphPlan, type HeadNode, planGraph } from "./graph";
 import { decayMask, paramCount, type ParamSpec } from "./params";
 import type { ConvLayer, NormLayer } from "./retina-unet";
 import { type NetOps, runBackward, runForward } from "./schedule";
@@ -68,7 +68,7 @@ export class DeviceRetinaUNet implements NetOps {
     const P = paramCount(this.g.specs);
     this.paramCount = P;
     for (const s of this.g.specs) this.#specs.set(s.name, s);
-    const convs = this.#convLayers();
+    const convs = convLayers(this.g);
     // layout: [name, bytes] in order; offsets 256-byte aligned
     const slots: [string, number][] = [["params", 4 * P]];
     if (training) slots.push(["grads", 4 * P], ["momentum", 4 * P], ["mask", P]);
@@ -120,19 +120,6 @@ export class DeviceRetinaUNet implements NetOps {
       p.bwd = at(`pack.bwd:${w}`);
     }
     for (const b of this.g.buffers) this.#at.set(b.name, at(`buf:${b.name}`));
-  }
-
-  #convLayers(): ConvLayer[] {
-    const g = this.g;
-    const out: ConvLayer[] = [];
-    for (const st of g.encoder) for (const u of st) out.push(u.conv);
-    for (const lv of g.levels) {
-      out.push(lv.lateral, lv.out);
-      if (lv.up) out.push(lv.up);
-    }
-    for (const h of g.heads) out.push(h.c1, h.c2, h.cOut);
-    out.push(g.seg);
-    return out;
   }
 
   #normLayers(): NormLayer[] {

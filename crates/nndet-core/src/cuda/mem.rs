@@ -148,26 +148,6 @@ pub fn stream_sync(b: Backend, s: u64) -> NdResult<()> {
     call(b, unsafe { (k.stream_sync)(p) }, "stream synchronize")
 }
 
-pub fn malloc(bytes: u64) -> NdResult<u64> {
-    malloc_on(Backend::Cuda, bytes)
-}
-
-pub fn free(handle: u64) -> NdResult<()> {
-    free_on(Backend::Cuda, handle)
-}
-
-pub fn upload(handle: u64, offset: u64, src: &[u8]) -> NdResult<()> {
-    upload_on(Backend::Cuda, handle, offset, src)
-}
-
-pub fn download(handle: u64, offset: u64, dst: &mut [u8]) -> NdResult<()> {
-    download_on(Backend::Cuda, handle, offset, dst)
-}
-
-pub fn synchronize() -> NdResult<()> {
-    sync(Backend::Cuda)
-}
-
 /// y = a*x + y over n f32 elements of two device buffers (the smoke kernel).
 pub fn saxpy_on(b: Backend, a: f32, x: u64, y: u64, n: u64) -> NdResult<()> {
     let k = SmokeKernels::of(b)?;
@@ -176,9 +156,6 @@ pub fn saxpy_on(b: Backend, a: f32, x: u64, y: u64, n: u64) -> NdResult<()> {
     call(b, unsafe { (k.saxpy)(a, x as *const f32, y as *mut f32, n, std::ptr::null_mut()) }, "saxpy")
 }
 
-pub fn saxpy(a: f32, x: u64, y: u64, n: u64) -> NdResult<()> {
-    saxpy_on(Backend::Cuda, a, x, y, n)
-}
 
 /// An owned device allocation (freed on drop), for tests and host-side staging.
 pub struct DevBuf {
